@@ -1,0 +1,1 @@
+"""Support Chatbot: service layer, dialogue manager, generation, storage of conversations, CLI."""

@@ -1,0 +1,61 @@
+"""Customer-facing commands: ``serve`` and ``ask``."""
+
+from __future__ import annotations
+
+import click
+
+from chatbot.cli import emit_json, load_settings, main, quiet_libraries
+
+
+@main.command()
+@click.option("--host", help="Address to listen on (default: CHATBOT_HOST).")
+@click.option("--port", type=click.IntRange(1, 65535), help="Port (default: CHATBOT_PORT).")
+def serve(host: str | None, port: int | None) -> None:
+    """Migrate the database, load the models and serve the web app."""
+    import uvicorn
+
+    from chatbot.demo import ensure_demo_kb
+    from chatbot.service import build_services
+    from ui.app import create_app
+
+    quiet_libraries()
+    settings = load_settings()
+    if host:
+        settings = settings.model_copy(update={"host": host})
+    if port:
+        settings = settings.model_copy(update={"port": port})
+    click.echo("Loading models…", err=True)
+    services = build_services(settings)
+    if ensure_demo_kb(services):
+        click.echo("Imported the demo knowledge base (CHATBOT_DEMO_KB=false turns this off).",
+                   err=True)
+    services.retriever.index()
+    app = create_app(services)
+    click.echo(f"Serving on http://{settings.host}:{settings.port}", err=True)
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning")
+
+
+@main.command()
+@click.argument("text")
+@click.option("--conversation", "conversation_id", help="Continue this conversation id.")
+@click.option("--json", "as_json", is_flag=True, help="Print the whole result as JSON.")
+@click.option("--retrieval-only", is_flag=True, help="Answer from the KB text; no language model.")
+def ask(text: str, conversation_id: str | None, as_json: bool, retrieval_only: bool) -> None:
+    """One customer turn through the same pipeline the web uses."""
+    from chatbot.demo import ensure_demo_kb
+    from chatbot.service import build_services
+
+    quiet_libraries()
+    settings = load_settings()
+    services = build_services(settings, load_generator=not retrieval_only)
+    ensure_demo_kb(services)
+    services.retriever.index()
+    cid = services.chat.ensure_conversation(conversation_id)
+    result = services.chat.send_message(cid, text)
+    if as_json:
+        emit_json(result.to_dict())
+        return
+    click.echo(result.text)
+    if result.sources and result.decision == "answer":
+        click.echo("\nSources: " + ", ".join(s["id"] for s in result.sources[:3]), err=True)
+    click.echo(f"(conversation {cid}; continue it with --conversation {cid})", err=True)

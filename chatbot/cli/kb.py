@@ -1,0 +1,82 @@
+"""Knowledge-base commands: ``kb import``, ``kb export``, ``kb list``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from chatbot.cli import emit_json, load_settings, main, quiet_libraries
+
+
+@main.group()
+def kb() -> None:
+    """Import, export and list the knowledge base."""
+
+
+@kb.command("import")
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--replace", is_flag=True, help="The files become the whole knowledge base.")
+def import_(files: tuple[Path, ...], replace: bool) -> None:
+    """Import FAQ entries (.jsonl, .csv) and documents (.md, .txt, .html); publishes at once."""
+    from chatbot.service import build_services
+    from knowledge.formats import read_files
+
+    quiet_libraries()
+    records = read_files(files)  # all-or-nothing: a bad row fails before anything is stored
+    services = build_services(load_settings(), load_generator=False)
+    summary, version = services.knowledge.save(
+        records, replace=replace, publish=True, author="cli", note="kb import"
+    )
+    click.echo("Indexing…", err=True)
+    services.retriever.rebuild(show_progress=True)
+    click.echo(
+        f"Imported {len(records)} record(s) from {len(files)} file(s): {summary.created} new, "
+        f"{summary.updated} updated, {summary.unchanged} unchanged, {summary.deleted} removed. "
+        f"Published knowledge-base version {version}."
+    )
+
+
+@kb.command("export")
+@click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
+def export(file: Path) -> None:
+    """Write every published entry (and document) as JSONL."""
+    from chatbot.db import make_engine, upgrade
+    from knowledge.formats import write_jsonl
+    from knowledge.store import KnowledgeStore
+
+    settings = load_settings()
+    engine = make_engine(settings.resolved_database_url)
+    upgrade(engine)
+    if not file.parent.exists():
+        raise click.BadParameter(f"the folder {file.parent} does not exist", param_hint="FILE")
+    count = write_jsonl(file, KnowledgeStore(engine).published())
+    click.echo(f"Wrote {count} record(s) to {file}.")
+
+
+@kb.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON list of entry objects.")
+def list_(as_json: bool) -> None:
+    """List the published FAQ entries."""
+    from chatbot.db import make_engine, upgrade
+    from knowledge.records import Entry
+    from knowledge.store import KnowledgeStore
+
+    settings = load_settings()
+    engine = make_engine(settings.resolved_database_url)
+    upgrade(engine)
+    store = KnowledgeStore(engine)
+    records = store.published()
+    entries = [r for r in records if isinstance(r, Entry)]
+    if as_json:
+        emit_json([e.to_dict() for e in entries])
+        return
+    for entry in entries:
+        tags = f"  [{', '.join(entry.tags)}]" if entry.tags else ""
+        click.echo(f"{entry.id}\t{entry.question}{tags}")
+    documents = len(records) - len(entries)
+    click.echo(
+        f"{len(entries)} entr{'y' if len(entries) == 1 else 'ies'}, {documents} document(s), "
+        f"version {store.current_version()}.",
+        err=True,
+    )

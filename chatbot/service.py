@@ -1,0 +1,331 @@
+"""The service layer: one function per user action, shared by the CLI, HTTP API and web pages.
+
+``build_services(settings)`` builds everything (database, stores, models) once; nothing heavy
+happens at import. A turn (``ChatService.stream_message``) stores the customer's message
+first, then plans the turn, then produces and stores the reply.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import unicodedata
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Engine
+
+from chatbot import grounding, replies
+from chatbot.conversations import ConversationStore, check_conversation_id
+from chatbot.db import make_engine, upgrade
+from chatbot.dialogue.decision import Decision, Thresholds, is_fast_path
+from chatbot.dialogue.manager import plan_turn
+from chatbot.errors import ChatbotError, InvalidInput
+from chatbot.generation import GenerationParams, Generator, make_generator
+from chatbot.prompts import PromptPassage, build_messages
+from chatbot.settings import Settings
+from knowledge.embeddings import Embedder
+from knowledge.retrieval import Hit, Retriever
+from knowledge.store import KnowledgeStore
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TurnResult:
+    conversation_id: str
+    decision: str  # answer | clarify | handoff
+    text: str
+    sources: list[dict[str, Any]]
+    grounded: bool | None
+    latency_ms: float
+    message_id: int | None = None
+    reason: str = ""
+    fallback: bool = False
+    model: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``chatbot ask --json`` object of CONTRACT.md."""
+        return {
+            "conversation_id": self.conversation_id,
+            "decision": self.decision,
+            "text": self.text,
+            "sources": self.sources,
+            "grounded": self.grounded,
+            "latency_ms": round(self.latency_ms, 1),
+        }
+
+
+@dataclass
+class Delta:
+    text: str
+
+
+@dataclass
+class Reset:
+    """The text streamed so far is withdrawn (it was not grounded); ``text`` replaces it."""
+
+    text: str
+
+
+@dataclass
+class Final:
+    result: TurnResult
+
+
+Event = Delta | Reset | Final
+
+
+def clean_message(text: Any, limit: int) -> str:
+    if not isinstance(text, str):
+        raise InvalidInput("The message must be text.")
+    text = unicodedata.normalize("NFC", text)
+    text = "".join(c for c in text if c in "\n\t" or unicodedata.category(c) not in ("Cc", "Cs"))
+    text = text.strip()
+    if not text:
+        raise InvalidInput("The message is empty; type a question.")
+    if len(text) > limit:
+        raise InvalidInput(
+            f"The message is {len(text):,} characters; the limit is {limit:,}. "
+            "Please shorten it."
+        )
+    return text
+
+
+def source_of(hit: Hit) -> dict[str, Any]:
+    return {"id": hit.id, "title": hit.title, "score": round(hit.score, 4)}
+
+
+@dataclass
+class ChatService:
+    settings: Settings
+    conversations: ConversationStore
+    retriever: Retriever
+    generator: Generator | None  # None: answer from the knowledge base's own text only
+    thresholds: Thresholds
+    params: GenerationParams
+    embedder: Embedder = field(repr=False)
+
+    def start_conversation(
+        self,
+        conversation_id: str | None = None,
+        history: list[Mapping[str, Any]] | None = None,
+    ) -> str:
+        """Create a conversation, optionally with earlier turns replayed into it."""
+        turns = []
+        for i, turn in enumerate(history or []):
+            if not isinstance(turn, Mapping) or turn.get("role") not in ("user", "assistant"):
+                raise InvalidInput(
+                    f"history[{i}] must be an object with role 'user' or 'assistant'."
+                )
+            content = turn.get("content")
+            if not isinstance(content, str) or not content.strip():
+                raise InvalidInput(f"history[{i}].content must be non-empty text.")
+            turns.append((turn["role"], content))
+        cid = self.conversations.create(conversation_id)
+        for role, content in turns:
+            self.conversations.add_message(cid, role=role, content=content)
+        return cid
+
+    def ensure_conversation(self, conversation_id: str | None) -> str:
+        if conversation_id is None:
+            return self.conversations.create()
+        check_conversation_id(conversation_id)
+        if not self.conversations.exists(conversation_id):
+            self.conversations.create(conversation_id)
+        return conversation_id
+
+    def send_message(
+        self, conversation_id: str, text: str, params: Mapping[str, Any] | None = None
+    ) -> TurnResult:
+        for event in self.stream_message(conversation_id, text, params):
+            if isinstance(event, Final):
+                return event.result
+        raise AssertionError("stream_message ends with a Final event")
+
+    def stream_message(
+        self, conversation_id: str, text: str, params: Mapping[str, Any] | None = None
+    ) -> Iterator[Event]:
+        started = time.perf_counter()
+        text = clean_message(text, self.settings.max_message_chars)
+        sampling = self.params.merged(params)
+        history = self.conversations.messages(conversation_id, limit=40)
+        # Committed before any model work: nothing the customer said is lost.
+        self.conversations.add_message(conversation_id, role="user", content=text)
+        plan = plan_turn(
+            text,
+            history,
+            self.retriever,
+            thresholds=self.thresholds,
+            k=self.settings.retrieval_top_k,
+        )
+        decision = plan.decision
+        grounded: bool | None = None
+        fallback = False
+        model: str | None = None
+        sources = [source_of(h) for h in decision.hits]
+        if decision.kind == "smalltalk":
+            reply, kind, sources = replies.SMALLTALK[decision.reason], "answer", []
+            yield Delta(reply)
+        elif decision.kind == "handoff":
+            reply, kind = replies.HANDOFF[decision.reason], "handoff"
+            self.conversations.set_status(conversation_id, "waiting")
+            yield Delta(reply)
+        elif decision.kind == "clarify":
+            reply, kind = replies.clarify_text(decision.hits, decision.reason), "clarify"
+            yield Delta(reply)
+        else:
+            kind = "answer"
+            reply, grounded, fallback, model = yield from self._answer(
+                plan.intent.text, history, decision, sampling
+            )
+        latency = (time.perf_counter() - started) * 1000
+        stored = self.conversations.add_message(
+            conversation_id,
+            role="assistant",
+            content=reply,
+            decision=kind,
+            sources=sources,
+            model=model,
+            latency_ms=latency,
+            grounded=grounded,
+            meta={
+                "reason": decision.reason,
+                "query": plan.query.text,
+                "context": plan.query.context,
+                "fallback": fallback,
+                "kb_version": self.retriever.version,
+            },
+        )
+        yield Final(
+            TurnResult(
+                conversation_id=conversation_id,
+                decision=kind,
+                text=reply,
+                sources=sources,
+                grounded=grounded,
+                latency_ms=latency,
+                message_id=stored.id,
+                reason=decision.reason,
+                fallback=fallback,
+                model=model,
+            )
+        )
+
+    def _answer(
+        self,
+        question: str,
+        history: list[Any],
+        decision: Decision,
+        params: GenerationParams,
+    ) -> Iterator[Event]:
+        """Yields events; returns (text, grounded, fallback, model)."""
+        top = decision.hits[0]
+        embed = self.embedder.embed_sentences
+        if self.generator is None or is_fast_path(decision, self.thresholds):
+            text = grounding.fallback_text(question, top.kind, top.text, embed)
+            yield Delta(text)
+            return text, None, False, None
+        passages = [
+            PromptPassage(h.id, h.title, h.text)
+            for h in decision.hits[:3]
+            if h.score >= self.thresholds.clarify or h is top
+        ]
+        messages = build_messages(
+            question=question,
+            passages=passages,
+            history=[(m.role, m.content) for m in history if m.role in ("user", "assistant")],
+            count_tokens=self.generator.count_tokens,
+            budget=self.settings.context_tokens - params.max_new_tokens,
+            max_history=self.settings.history_turns,
+        )
+        texts = [p.text for p in passages]
+        streamed: list[str] = []
+        pending = ""
+        try:
+            for piece in self.generator.stream(messages, params):
+                pending += piece
+                # Check each finished sentence before the customer sees it.
+                *done, pending = grounding.split_keep_tail(pending)
+                for sentence in done:
+                    verdict = grounding.check(
+                        sentence, texts, embed, self.settings.grounding_threshold
+                    )
+                    if not verdict.grounded:
+                        raise _Ungrounded
+                    streamed.append(sentence)
+                    yield Delta(sentence if len(streamed) == 1 else " " + sentence)
+            if pending.strip():
+                verdict = grounding.check(pending, texts, embed, self.settings.grounding_threshold)
+                if not verdict.grounded:
+                    raise _Ungrounded
+                streamed.append(pending.strip())
+                yield Delta(pending.strip() if len(streamed) == 1 else " " + pending.strip())
+            if not streamed:
+                raise _Ungrounded
+            return " ".join(streamed), True, False, self.generator.name
+        except _Ungrounded:
+            text = grounding.fallback_text(question, top.kind, top.text, embed)
+            yield Reset(text)
+            return text, False, True, self.generator.name
+        except ChatbotError:
+            log.exception("generation failed; answering from the knowledge base")
+            text = grounding.fallback_text(question, top.kind, top.text, embed)
+            yield Reset(text)
+            return text, None, True, None
+
+
+class _Ungrounded(Exception):
+    pass
+
+
+@dataclass
+class Services:
+    settings: Settings
+    engine: Engine
+    knowledge: KnowledgeStore
+    conversations: ConversationStore
+    embedder: Embedder
+    retriever: Retriever
+    chat: ChatService
+
+
+def thresholds_from(settings: Settings) -> Thresholds:
+    return Thresholds(
+        answer=settings.answer_threshold,
+        clarify=settings.clarify_threshold,
+        margin=settings.clarify_margin,
+        fast_path=settings.fast_path_threshold,
+        max_clarifications=settings.max_clarifications,
+    )
+
+
+def build_services(
+    settings: Settings,
+    *,
+    generator: Generator | None = None,
+    load_generator: bool = True,
+    migrate: bool = True,
+) -> Services:
+    """Everything a process needs, built once. ``load_generator=False`` skips the LM."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(settings.resolved_database_url)
+    if migrate:
+        upgrade(engine)
+    knowledge = KnowledgeStore(engine)
+    conversations = ConversationStore(engine)
+    embedder = Embedder(settings.embedding_model, engine=engine)
+    retriever = Retriever(knowledge, embedder, settings.data_dir / "index")
+    if generator is None and load_generator:
+        generator = make_generator(settings)
+    chat = ChatService(
+        settings=settings,
+        conversations=conversations,
+        retriever=retriever,
+        generator=generator,
+        thresholds=thresholds_from(settings),
+        params=GenerationParams.from_settings(settings),
+        embedder=embedder,
+    )
+    return Services(settings, engine, knowledge, conversations, embedder, retriever, chat)

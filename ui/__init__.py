@@ -1,0 +1,1 @@
+"""Web UI: Gradio pages and HTTP routes on one FastAPI app."""
