@@ -20,8 +20,7 @@ GREETING = "Hi! I'm the support assistant. Ask me about orders, shipping, return
 def _sources_markdown(sources: list[dict[str, Any]]) -> str:
     if not sources:
         return ""
-    items = ", ".join(html.escape(s["title"]) for s in sources[:3])
-    return f"\n\n<sub>Sources: {items}</sub>"
+    return f"\n\n<sub>Source: {html.escape(sources[0]['title'])}</sub>"
 
 
 def build_chat_page(chat: ChatService) -> gr.Blocks:

@@ -16,7 +16,7 @@ from knowledge.retrieval import Hit, Retriever
 
 # A follow-up that repeats the previous entry's topic usually asks about something new, so
 # the entry just answered gives way a little to a close neighbour.
-PREVIOUS_ENTRY_DISCOUNT = 0.9
+PREVIOUS_ENTRY_DISCOUNT = 0.7
 
 
 @dataclass(frozen=True)
@@ -75,9 +75,17 @@ def plan_turn(
     hits: list[Hit] = []
     if intent.kind in ("question", "human"):
         hits = retriever.search(query.text, k=k)
-        if query.context:
+        # A message that is clear on its own ("what about returns?") needs no context.
+        confident_alone = bool(hits) and hits[0].score >= thresholds.answer
+        if query.context and not confident_alone:
             contextual = retriever.search(contextual_text(query), k=k)
-            hits = merge(hits, contextual, _previous_answer_ids(history), k)
+            # The entry the earlier question was about: from the stored reply when there is
+            # one, else (replayed or imported history) what that question retrieves.
+            previous = _previous_answer_ids(history)
+            earlier = retriever.search(query.context, k=1)
+            if earlier and earlier[0].score >= thresholds.answer:
+                previous.add(earlier[0].id)
+            hits = merge(hits, contextual, previous, k)
     decision = decide(
         intent.kind,
         hits,
