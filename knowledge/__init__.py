@@ -1,1 +1,4 @@
-"""Knowledge base: entries with revisions, import/export, embeddings, FAISS index, retrieval. Imports neither chatbot nor ui."""
+"""Knowledge base: entries with revisions, import/export, embeddings, FAISS index, retrieval.
+
+Imports neither chatbot nor ui.
+"""

@@ -61,8 +61,8 @@ class Embedder:
                 "CHATBOT_EMBEDDING_MODEL to a sentence-transformers model id or folder."
             ) from exc
         self.name = model if model != BUNDLED else "sentence-transformers/all-MiniLM-L6-v2"
-        dimension = getattr(self._model, "get_embedding_dimension", None) or getattr(
-            self._model, "get_sentence_embedding_dimension"
+        dimension = getattr(self._model, "get_embedding_dimension", None) or (
+            self._model.get_sentence_embedding_dimension
         )
         self.dim = int(dimension() or 0)
         self._sessions = sessionmaker(engine) if engine is not None else None

@@ -14,7 +14,10 @@ from chatbot.service import Delta, Final, Reset
 if TYPE_CHECKING:
     from chatbot.service import ChatService
 
-GREETING = "Hi! I'm the support assistant. Ask me about orders, shipping, returns, payments or your account."
+GREETING = (
+    "Hi! I'm the support assistant. Ask me about orders, shipping, returns, payments or "
+    "your account."
+)
 
 
 def _sources_markdown(sources: list[dict[str, Any]]) -> str:

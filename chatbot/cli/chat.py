@@ -6,17 +6,22 @@ import click
 
 from chatbot.cli import emit_json, load_settings, main, quiet_libraries
 
+# The web layer sits above chatbot (ui -> chatbot -> knowledge), so the CLI names its app
+# factory instead of importing it, the way uvicorn names applications.
+WEB_APP = "ui.app:create_app"
+
 
 @main.command()
 @click.option("--host", help="Address to listen on (default: CHATBOT_HOST).")
 @click.option("--port", type=click.IntRange(1, 65535), help="Port (default: CHATBOT_PORT).")
 def serve(host: str | None, port: int | None) -> None:
     """Migrate the database, load the models and serve the web app."""
+    import importlib
+
     import uvicorn
 
     from chatbot.demo import ensure_demo_kb
     from chatbot.service import build_services
-    from ui.app import create_app
 
     quiet_libraries()
     settings = load_settings()
@@ -30,7 +35,8 @@ def serve(host: str | None, port: int | None) -> None:
         click.echo("Imported the demo knowledge base (CHATBOT_DEMO_KB=false turns this off).",
                    err=True)
     services.retriever.index()
-    app = create_app(services)
+    module, _, factory = WEB_APP.partition(":")
+    app = getattr(importlib.import_module(module), factory)(services)
     click.echo(f"Serving on http://{settings.host}:{settings.port}", err=True)
     uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning")
 
