@@ -60,15 +60,14 @@ def read_cases(path: Path) -> list[Case]:
     return cases
 
 
-def entry_ranking(sources: Sequence[dict[str, Any]]) -> list[str]:
-    """Entry ids in rank order (a passage counts as its document)."""
-    ranked: list[str] = []
-    for source in sources:
+def entry_ranks(sources: Sequence[dict[str, Any]]) -> dict[str, int]:
+    """Rank (1 = best) of each entry id; a passage ranks its document at the same place."""
+    ranks: dict[str, int] = {}
+    for position, source in enumerate(sources, start=1):
         sid = source["id"]
         for candidate in (sid, sid.split("#", 1)[0]):
-            if candidate not in ranked:
-                ranked.append(candidate)
-    return ranked
+            ranks.setdefault(candidate, position)
+    return ranks
 
 
 def metrics(cases: Sequence[Case], results: Sequence[dict[str, Any]]) -> dict[str, Any]:
@@ -76,8 +75,7 @@ def metrics(cases: Sequence[Case], results: Sequence[dict[str, Any]]) -> dict[st
     oos = [(c, r) for c, r in zip(cases, results, strict=True) if c.expected_id is None]
     r1 = r5 = rr = correct_in = correct_oos = 0.0
     for case, result in in_scope:
-        ranking = result["ranking"]
-        rank = ranking.index(case.expected_id) + 1 if case.expected_id in ranking else None
+        rank = entry_ranks(result["sources"]).get(case.expected_id)
         r1 += rank == 1
         r5 += rank is not None and rank <= 5
         rr += 1.0 / rank if rank is not None and rank <= 10 else 0.0
@@ -150,7 +148,6 @@ def run_eval(
                 result = services.chat.send_message(cid, case.query).to_dict()
             except InvalidInput:  # e.g. an empty query: the bot refuses it, as it would live
                 result = {"decision": "handoff", "sources": [], "latency_ms": 0.0}
-            result["ranking"] = entry_ranking(result["sources"])
             results.append(result)
             if progress:
                 progress(1)

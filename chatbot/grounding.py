@@ -68,12 +68,15 @@ def _negated(text: str) -> bool:
 
 def check(answer: str, passages: Sequence[str], embed: Embed, threshold: float = 0.6) -> Grounding:
     answer_sentences = sentences(answer)
-    passage_sentences = [s for p in passages for s in sentences(p)]
+    passage_sentences: list[str] = []
+    owner: list[int] = []  # which passage each passage sentence comes from
+    for index, passage in enumerate(passages):
+        for sentence in sentences(passage):
+            passage_sentences.append(sentence)
+            owner.append(index)
     if not answer_sentences or not passage_sentences:
         return Grounding(False, 0.0, tuple(answer_sentences))
-    source = " ".join(passages)
-    source_numbers = _numbers(source)
-    source_words = _content_words(source)
+    source_words = _content_words(" ".join(passages))
     vecs = embed(answer_sentences + passage_sentences)
     sims = vecs[: len(answer_sentences)] @ vecs[len(answer_sentences) :].T
     unsupported: list[str] = []
@@ -83,8 +86,10 @@ def check(answer: str, passages: Sequence[str], embed: Embed, threshold: float =
         similarity = float(sims[i, best])
         words = _content_words(sentence)
         coverage = len(words & source_words) / len(words) if words else 1.0
+        # Numbers must come from the passage the sentence is about: "2 to 4 days" from the UK
+        # passage does not support a sentence about Canada.
         ok = (
-            _numbers(sentence) <= source_numbers
+            _numbers(sentence) <= _numbers(passages[owner[best]])
             and _negated(sentence) == _negated(passage_sentences[best])
             and (similarity >= threshold or coverage >= 0.9)
         )

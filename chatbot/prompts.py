@@ -54,9 +54,19 @@ def build_messages(
     while True:
         system = f"{SYSTEM_PROMPT}\n\n{format_passages(kept)}"
         used = count_tokens(system) + count_tokens(question) + 16
-        if used <= budget or len(kept) <= 1:
+        if used <= budget or not kept:
             break
-        kept.pop()
+        if len(kept) > 1:
+            kept.pop()
+            continue
+        # One passage longer than the budget: keep its beginning.
+        only = kept[0]
+        ratio = max(0.0, (budget - (used - count_tokens(only.text))) / max(1, count_tokens(only.text)))
+        cut = int(len(only.text) * min(ratio, 0.9))
+        if cut <= 0:
+            kept = []
+            continue
+        kept = [PromptPassage(only.id, only.title, only.text[:cut].rsplit(" ", 1)[0])]
     window: list[dict[str, str]] = []
     for role, text in reversed(list(history)[-max_history:] if max_history else []):
         cost = count_tokens(text) + 4
@@ -64,7 +74,10 @@ def build_messages(
             break
         window.insert(0, {"role": "assistant" if role != "user" else "user", "content": text})
         used += cost
-    # Chat templates expect turns to alternate after the system message.
+    # Chat templates expect turns to alternate after the system message, ending with the
+    # assistant before the new question (a turn that failed can leave a user message last).
     while window and window[0]["role"] != "user":
         window.pop(0)
+    while window and window[-1]["role"] == "user":
+        window.pop()
     return [{"role": "system", "content": system}, *window, {"role": "user", "content": question}]

@@ -87,6 +87,15 @@ class Signals:
     dense: float
     lead: float
     keyword: float
+    code: float = 0.0  # 1 when a code-like query token (SKU, order number) occurs verbatim
+
+
+# Tokens with a digit, like "KX-220" or "A1234": embeddings blur them, BM25 splits them.
+_CODE = re.compile(r"\b(?=[\w-]*\d)[a-z0-9][\w-]*[a-z0-9]\b", re.IGNORECASE)
+
+
+def code_tokens(text: str) -> set[str]:
+    return {m.lower() for m in _CODE.findall(text) if len(m) >= 3 and any(c.isalpha() for c in m)}
 
 
 class SearchIndex:
@@ -222,8 +231,15 @@ class SearchIndex:
                 dense[item] = max(dense.get(item, -1.0), float(sim))
         order = sorted(candidates)
         lead = self.leads[order] @ query_vec if order else np.zeros(0)
+        codes = code_tokens(query_text)
         return [
-            Signals(item=i, dense=dense[i], lead=float(lead[j]), keyword=keyword.get(i, 0.0))
+            Signals(
+                item=i,
+                dense=dense[i],
+                lead=float(lead[j]),
+                keyword=keyword.get(i, 0.0),
+                code=float(bool(codes) and codes <= code_tokens(self.keyword_texts[i])),
+            )
             for j, i in enumerate(order)
         ]
 

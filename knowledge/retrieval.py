@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 LEAD_WEIGHT = 0.5
 KEYWORD_WEIGHT = 0.04
 KEYWORD_CAP = 15.0
+CODE_BONUS = 0.3  # a product code or order number quoted verbatim is near-certain evidence
 SLOPE = 5.027
 INTERCEPT = -4.829
 
@@ -43,14 +44,17 @@ class Hit:
     dense: float
     lead: float
     keyword: float
+    code: float = 0.0
 
     @property
     def raw(self) -> float:
-        return fused(self.dense, self.lead, self.keyword)
+        return fused(self.dense, self.lead, self.keyword, self.code)
 
 
-def fused(dense: float, lead: float, keyword: float) -> float:
-    return dense + LEAD_WEIGHT * lead + KEYWORD_WEIGHT * min(keyword, KEYWORD_CAP)
+def fused(dense: float, lead: float, keyword: float, code: float = 0.0) -> float:
+    return (
+        dense + LEAD_WEIGHT * lead + KEYWORD_WEIGHT * min(keyword, KEYWORD_CAP) + CODE_BONUS * code
+    )
 
 
 def calibrate(raw: float) -> float:
@@ -61,7 +65,7 @@ def rank(index: SearchIndex, signals: list[Signals], k: int) -> list[Hit]:
     hits = []
     for s in signals:
         item: Item = index.items[s.item]
-        raw = fused(s.dense, s.lead, s.keyword)
+        raw = fused(s.dense, s.lead, s.keyword, s.code)
         hits.append(
             Hit(
                 id=item.id,
@@ -73,6 +77,7 @@ def rank(index: SearchIndex, signals: list[Signals], k: int) -> list[Hit]:
                 dense=s.dense,
                 lead=s.lead,
                 keyword=s.keyword,
+                code=s.code,
             )
         )
     hits.sort(key=lambda h: (-h.score, h.id))

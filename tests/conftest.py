@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from helpers import TINY_KB_FILES
 
 # No network here or on a user's machine in CI: keep libraries from trying.

@@ -35,7 +35,7 @@ def ranked(*scores: float) -> list[Hit]:
 # Score lists covering the interesting regions around the thresholds.
 SCORE_LISTS = [
     list(combo)
-    for n in (1, 2, 3, 4)
+    for n in (1, 2, 3)
     for combo in itertools.combinations([0.95, 0.8, 0.76, 0.55, 0.5, 0.45, 0.32, 0.3, 0.29, 0.1, 0.0], n)
 ]
 

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from helpers import CARE_GUIDE, TINY_FAQ
 
 from chatbot.cli import main
 from chatbot.db import make_engine, upgrade
 from chatbot.errors import InvalidInput
-from helpers import CARE_GUIDE, TINY_FAQ
 from knowledge.chunking import split_document
 from knowledge.formats import read_files
 from knowledge.records import Document, Entry

@@ -15,9 +15,11 @@ _BYE = r"(bye+|goodbye|see y(a|ou)|have a (nice|good|great) (day|one|evening)|th
 _FILLER = r"(there|all|team|folks|guys|again|!|\.|,|:|\)|\(|\s|:\)|😊|🙂|👋)*"
 
 GREETING = re.compile(rf"^\s*{_GREETING}\b[\s,!.:;-]*", re.IGNORECASE)
-ONLY_GREETING = re.compile(rf"^\s*{_GREETING}\b{_FILLER}$", re.IGNORECASE)
-ONLY_THANKS = re.compile(rf"^\s*(ok(ay)?,?\s*|great,?\s*|perfect,?\s*)?{_THANKS}\b{_FILLER}$", re.I)
-ONLY_BYE = re.compile(rf"^\s*(ok(ay)?,?\s*|thanks?,?\s*)?{_BYE}\b{_FILLER}$", re.IGNORECASE)
+_SMALLTALK_PART = rf"(ok(ay)?|great|perfect|{_THANKS}|{_BYE}|{_GREETING})\b{_FILLER}"
+# Only small talk, in any order: "thank you, goodbye", "Goodbye, have a nice day".
+ONLY_SMALLTALK = re.compile(rf"^\s*({_SMALLTALK_PART})+$", re.IGNORECASE)
+HAS_THANKS = re.compile(rf"\b{_THANKS}\b", re.IGNORECASE)
+HAS_BYE = re.compile(rf"\b{_BYE}\b", re.IGNORECASE)
 
 _PERSON = r"(human|person|people|agent|representative|rep|operator|someone|somebody|staff|colleague|employee|manager|supervisor|real (person|human|agent)|live (agent|chat|person)|customer (service|support) (agent|rep(resentative)?))"
 HUMAN_REQUEST = re.compile(
@@ -25,6 +27,7 @@ HUMAN_REQUEST = re.compile(
     rf"|\b(want|need|get|give me|request)\b.{{0,15}}\b(a |an |the )?(real |live )?{_PERSON}\b"
     rf"|^\s*(a |an )?(real |live )?{_PERSON}\s*(please|pls|now)?\s*[.!?]*\s*$"
     rf"|\b(are you|is this) a (bot|robot|machine|real person|human)\b.{{0,40}}\b(human|person)\b"
+    rf"|\b(is there|are there|do you have|can i (get|have)|could i (get|have))\b.{{0,10}}\b(a |an |any )?(real |live )?{_PERSON}\b.{{0,25}}\b(talk|speak|chat|help)"
     rf"|\bnot (a |the )?(bot|robot|machine)\b",
     re.IGNORECASE,
 )
@@ -40,11 +43,11 @@ def classify(message: str) -> Intent:
     text = " ".join(message.split())
     if HUMAN_REQUEST.search(text):
         return Intent("human", text)
-    if ONLY_GREETING.match(text):
+    if ONLY_SMALLTALK.match(text):
+        if HAS_BYE.search(text):
+            return Intent("goodbye", text)
+        if HAS_THANKS.search(text):
+            return Intent("thanks", text)
         return Intent("greeting", text)
-    if ONLY_THANKS.match(text):
-        return Intent("thanks", text)
-    if ONLY_BYE.match(text):
-        return Intent("goodbye", text)
     stripped = GREETING.sub("", text, count=1).strip()
     return Intent("question", stripped or text)
