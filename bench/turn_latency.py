@@ -7,7 +7,8 @@
     (``Delta``, or ``Reset`` when the first sentence already failed the groundedness check);
 (c) a baseline on the same prompts: plain ``model.generate(**inputs, max_new_tokens=N,
     do_sample=False)`` on the same model and tokenizer, with the exact ``messages`` the service
-    built (captured by wrapping the generator).
+    built (captured by wrapping the generator), run right after each turn and, like
+    ``LocalGenerator``, in a worker thread (``--baseline-main-thread`` to change that).
 
 Every turn runs in a fresh conversation on a temporary data dir; the query-embedding cache is
 cleared after the screening pass so measured turns embed their query as a live turn would.
@@ -18,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
@@ -62,6 +64,25 @@ class RecordingGenerator:
             rec.seconds = time.perf_counter() - started
 
 
+def in_thread(fn: Any) -> Any:
+    """Run ``fn`` in a fresh thread (as LocalGenerator.stream runs generate) and return its value."""
+    box: list[Any] = []
+    errors: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            box.append(fn())
+        except BaseException as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=work)
+    thread.start()
+    thread.join()
+    if errors:
+        raise errors[0]
+    return box[0]
+
+
 def load_queries(path: Path) -> list[str]:
     out = []
     for line in path.read_text(encoding="utf-8").splitlines():
@@ -104,6 +125,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--max-new-tokens", type=int, default=64, help="tokens per generated answer (default 64)"
+    )
+    parser.add_argument(
+        "--baseline-main-thread", action="store_true",
+        help="run the baseline generate in the main thread (default: in a worker thread, as "
+        "LocalGenerator does; on a loaded machine torch in the main thread can be much slower)",
     )
     parser.add_argument(
         "--queries", type=Path, default=DEFAULT_QUERIES,
@@ -224,13 +250,17 @@ def main(argv: list[str] | None = None) -> int:
             gen_only_ms.append(rec.seconds * 1000)
             # (c) baseline: plain generate on the same prompt
             inputs = lm.prompt_ids(rec.messages).to(lm.device)
-            with torch.inference_mode():
-                t0 = time.perf_counter()
-                out = real_generate(
-                    **inputs, max_new_tokens=args.max_new_tokens, do_sample=False,
-                    pad_token_id=lm.tokenizer.pad_token_id or lm.tokenizer.eos_token_id,
-                )
-                base_ms.append((time.perf_counter() - t0) * 1000)
+
+            def baseline(inputs: Any = inputs) -> Any:
+                with torch.inference_mode():
+                    return real_generate(
+                        **inputs, max_new_tokens=args.max_new_tokens, do_sample=False,
+                        pad_token_id=lm.tokenizer.pad_token_id or lm.tokenizer.eos_token_id,
+                    )
+
+            t0 = time.perf_counter()
+            out = baseline() if args.baseline_main_thread else in_thread(baseline)
+            base_ms.append((time.perf_counter() - t0) * 1000)
             prompt_tokens.append(int(inputs["input_ids"].shape[1]))
             base_tokens.append(int(out.shape[1] - inputs["input_ids"].shape[1]))
         lm.model.generate = real_generate
@@ -250,8 +280,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"    fallback rate: {fallbacks}/{n} = {fallbacks / n:.0%} of generated answers "
               f"failed the groundedness check (grounded: {grounded}/{n})")
 
+        where = "the main thread" if args.baseline_main_thread else "a worker thread, like ours"
         print(f"\n(c) baseline: model.generate(**inputs, max_new_tokens={args.max_new_tokens}, "
-              f"do_sample=False) on the same {len(base_ms)} prompts, each right after our turn")
+              f"do_sample=False) on the same {len(base_ms)} prompts, each right after our turn, "
+              f"in {where}")
         print(f"    plain generate       {p50_p95(base_ms)}")
         print(f"    prompt tokens p50 {percentile(prompt_tokens, 50):.0f} "
               f"(max {max(prompt_tokens, default=0)}); baseline new tokens p50 "

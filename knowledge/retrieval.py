@@ -19,6 +19,8 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from knowledge.embeddings import Embedder
 from knowledge.index import Item, SearchIndex, Signals
 from knowledge.store import KnowledgeStore
@@ -28,6 +30,7 @@ log = logging.getLogger(__name__)
 LEAD_WEIGHT = 0.5
 KEYWORD_WEIGHT = 0.04
 KEYWORD_CAP = 15.0
+CONTEXT_WEIGHT = 0.6  # share of the earlier question in a follow-up's query vector
 CODE_BONUS = 0.3  # a product code or order number quoted verbatim is near-certain evidence
 SLOPE = 5.027
 INTERCEPT = -4.829
@@ -136,10 +139,15 @@ class Retriever:
         index.save(self.folder)
         return index
 
-    def search(self, query: str, k: int = 5) -> list[Hit]:
+    def search(self, query: str, k: int = 5, *, context: str | None = None) -> list[Hit]:
+        """Hits for ``query``; with ``context`` (the earlier question of a follow-up), the dense
+        side searches a blend that leans on the new message, and keywords come from it alone."""
         query = " ".join(query.split())
         if not query:
             return []
         index = self.index()
         vec = self.embedder.embed_query(query)
+        if context:
+            blend = vec + CONTEXT_WEIGHT * self.embedder.embed_query(" ".join(context.split()))
+            vec = (blend / max(float(np.linalg.norm(blend)), 1e-9)).astype(np.float32)
         return rank(index, index.signals(vec, query, k), k)

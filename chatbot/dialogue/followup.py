@@ -1,8 +1,8 @@
 """Build the retrieval query of a turn from the message and the recent conversation.
 
 A follow-up such as "and to Canada?" or "how much does that cost?" names only what changed;
-the topic is in an earlier user message. Such a message is searched twice, alone and joined
-to the previous user question, and the two rankings are merged (see ``merge``).
+the topic is in an earlier user message. Such a message is searched twice, alone and blended
+with the previous user question, and the two rankings are merged (``manager.merge``).
 """
 
 from __future__ import annotations
@@ -48,7 +48,3 @@ def build_query(text: str, previous_user_messages: Sequence[str]) -> Query:
     for earlier in previous_user_messages[-3:]:
         topic = f"{topic} {earlier}".strip() if topic and looks_like_followup(earlier) else earlier
     return Query(text, topic)
-
-
-def contextual_text(query: Query) -> str:
-    return f"{query.context} {query.text}" if query.context else query.text

@@ -10,7 +10,7 @@ from dataclasses import dataclass, replace
 
 from chatbot.conversations import Message
 from chatbot.dialogue.decision import Decision, Thresholds, decide
-from chatbot.dialogue.followup import Query, build_query, contextual_text
+from chatbot.dialogue.followup import Query, build_query
 from chatbot.dialogue.intents import Intent, classify
 from knowledge.retrieval import Hit, Retriever
 
@@ -78,7 +78,7 @@ def plan_turn(
         # A message that is clear on its own ("what about returns?") needs no context.
         confident_alone = bool(hits) and hits[0].score >= thresholds.answer
         if query.context and not confident_alone:
-            contextual = retriever.search(contextual_text(query), k=k)
+            contextual = retriever.search(query.text, k=k, context=query.context)
             # The entry the earlier question was about: from the stored reply when there is
             # one, else (replayed or imported history) what that question retrieves.
             previous = _previous_answer_ids(history)
