@@ -73,7 +73,7 @@ def load_line() -> str:
         ).stdout
         for row in ps.splitlines():
             pid, pcpu, comm = row.split(None, 2)
-            if int(pid) != me and float(pcpu) >= 20:
+            if int(pid) != me and comm.strip() != "ps" and float(pcpu) >= 20:
                 busy.append(f"{comm.strip()}({float(pcpu):.0f}%)")
     except Exception:  # ps is a nicety
         pass

@@ -110,7 +110,7 @@ class LocalGenerator:
 
     def stream(self, messages: ChatMessages, params: GenerationParams) -> Iterator[str]:
         import torch
-        from transformers import TextIteratorStreamer
+        from transformers import StoppingCriteriaList, TextIteratorStreamer
 
         inputs = self.prompt_ids(messages).to(self.device)
         if params.num_beams > 1:
@@ -125,12 +125,19 @@ class LocalGenerator:
             self.tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=120
         )
         errors: list[BaseException] = []
+        # Set when the consumer stops reading (e.g. a sentence failed the groundedness check),
+        # so the worker stops generating instead of finishing max_new_tokens for nobody.
+        stop = threading.Event()
 
         def work() -> None:
             try:
                 with torch.inference_mode():
                     torch.manual_seed(params.seed)
-                    self.model.generate(**self.generate_kwargs(inputs, params), streamer=streamer)
+                    self.model.generate(
+                        **self.generate_kwargs(inputs, params),
+                        streamer=streamer,
+                        stopping_criteria=StoppingCriteriaList([_EventStop(stop)]),
+                    )
             except BaseException as exc:  # surfaced to the caller below
                 errors.append(exc)
                 streamer.end()
@@ -143,6 +150,17 @@ class LocalGenerator:
                     if piece:
                         yield piece
             finally:
+                stop.set()
                 thread.join()
         if errors:
             raise ModelUnavailable(f"The language model failed: {errors[0]}") from errors[0]
+
+
+class _EventStop:
+    """A transformers stopping criterion that ends generation once ``event`` is set."""
+
+    def __init__(self, event: threading.Event) -> None:
+        self.event = event
+
+    def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> bool:
+        return self.event.is_set()
