@@ -87,13 +87,13 @@ class Settings(BaseSettings):
         "model; above 1 disables the fast path.",
     )
     answer_threshold: float = Field(
-        0.35, ge=0.0, le=1.0, description="Lowest top score that may be answered."
+        0.3, ge=0.0, le=1.0, description="Lowest top score that may be answered."
     )
     clarify_threshold: float = Field(
         0.2, ge=0.0, le=1.0, description="Lowest top score worth a clarifying question."
     )
     clarify_margin: float = Field(
-        0.015, ge=0.0, le=1.0,
+        0.005, ge=0.0, le=1.0,
         description="Candidates within this score of the best one make a question ambiguous.",
     )
     max_clarifications: int = Field(

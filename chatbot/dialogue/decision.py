@@ -18,9 +18,9 @@ from knowledge.retrieval import Hit
 
 @dataclass(frozen=True)
 class Thresholds:
-    answer: float = 0.35
+    answer: float = 0.3
     clarify: float = 0.2
-    margin: float = 0.015
+    margin: float = 0.005
     fast_path: float = 0.75
     max_clarifications: int = 2
 
