@@ -123,7 +123,9 @@ class KnowledgeStore:
         with self._sessions() as session:
             if version is None:
                 version = session.scalar(select(func.max(VersionRow.version))) or 0
-            elif session.get(VersionRow, version) is None:
+            if version == 0:  # nothing published yet: an empty knowledge base
+                return []
+            if session.get(VersionRow, version) is None:
                 raise NotFound(f"There is no knowledge-base version {version}.")
             rows = session.execute(
                 select(RevisionRow.kind, RevisionRow.entry_id, RevisionRow.data)

@@ -118,6 +118,7 @@ def test_bad_import_file_exits_2_and_changes_nothing(live, tmp_path):
         (["no-such-command"], "No such command"),
         (["ask"], "Missing argument"),
         (["ask", "hello", "--bogus"], "No such option"),
+        (["ask", "hello", "--retrieval-only", "--temperature", "9"], "temperature must be"),
     ],
 )
 def test_bad_usage_exits_2_with_a_message(args, needle, tmp_path):

@@ -46,7 +46,20 @@ def serve(host: str | None, port: int | None) -> None:
 @click.option("--conversation", "conversation_id", help="Continue this conversation id.")
 @click.option("--json", "as_json", is_flag=True, help="Print the whole result as JSON.")
 @click.option("--retrieval-only", is_flag=True, help="Answer from the KB text; no language model.")
-def ask(text: str, conversation_id: str | None, as_json: bool, retrieval_only: bool) -> None:
+@click.option("--max-new-tokens", type=int, help="Sampling for this turn (default: settings).")
+@click.option("--temperature", type=float, help="0 is greedy.")
+@click.option("--top-k", type=int)
+@click.option("--top-p", type=float)
+@click.option("--repetition-penalty", type=float)
+@click.option("--num-beams", type=int)
+@click.option("--seed", type=int)
+def ask(
+    text: str,
+    conversation_id: str | None,
+    as_json: bool,
+    retrieval_only: bool,
+    **sampling: float | int | None,
+) -> None:
     """One customer turn through the same pipeline the web uses."""
     from chatbot.demo import ensure_demo_kb
     from chatbot.service import build_services
@@ -57,7 +70,8 @@ def ask(text: str, conversation_id: str | None, as_json: bool, retrieval_only: b
     ensure_demo_kb(services)
     services.retriever.index()
     cid = services.chat.ensure_conversation(conversation_id)
-    result = services.chat.send_message(cid, text)
+    overrides = {name: value for name, value in sampling.items() if value is not None}
+    result = services.chat.send_message(cid, text, overrides)
     if as_json:
         emit_json(result.to_dict())
         return
