@@ -31,7 +31,6 @@ from knowledge.formats import read_files  # noqa: E402
 from knowledge.index import SearchIndex  # noqa: E402
 from knowledge.records import Entry  # noqa: E402
 from knowledge.retrieval import KEYWORD_CAP, fused  # noqa: E402
-from knowledge.store import KnowledgeStore  # noqa: E402
 
 
 def covid(data: Path) -> tuple[list[Entry], list[tuple[str, str | None]]]:
@@ -94,7 +93,6 @@ def main() -> None:
             xs, ys = rows_for(records, cases, embedder)
             X += xs
             y += ys
-        KnowledgeStore(engine)  # keeps the import used for readers following along
     X_arr, y_arr = np.array(X), np.array(y)
     # The ranking weights stay those that maximise top-1 accuracy; only the mapping from the
     # fused score to a probability is fitted here.

@@ -11,7 +11,7 @@ Invariants:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -233,7 +233,3 @@ class KnowledgeStore:
             for rid, eid in live
         )
         return version.version
-
-
-def records_by_id(records: Iterable[Record]) -> dict[str, Record]:
-    return {r.id: r for r in records}

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from chatbot.cli import emit_json, load_settings, main, quiet_libraries
+
+if TYPE_CHECKING:
+    from knowledge.store import KnowledgeStore
 
 
 @main.group()
@@ -41,16 +45,11 @@ def import_(files: tuple[Path, ...], replace: bool) -> None:
 @click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
 def export(file: Path) -> None:
     """Write every published entry (and document) as JSONL."""
-    from chatbot.db import make_engine, upgrade
     from knowledge.formats import write_jsonl
-    from knowledge.store import KnowledgeStore
 
-    settings = load_settings()
-    engine = make_engine(settings.resolved_database_url)
-    upgrade(engine)
     if not file.parent.exists():
         raise click.BadParameter(f"the folder {file.parent} does not exist", param_hint="FILE")
-    count = write_jsonl(file, KnowledgeStore(engine).published())
+    count = write_jsonl(file, _store().published())
     click.echo(f"Wrote {count} record(s) to {file}.")
 
 
@@ -58,14 +57,9 @@ def export(file: Path) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON list of entry objects.")
 def list_(as_json: bool) -> None:
     """List the published FAQ entries."""
-    from chatbot.db import make_engine, upgrade
     from knowledge.records import Entry
-    from knowledge.store import KnowledgeStore
 
-    settings = load_settings()
-    engine = make_engine(settings.resolved_database_url)
-    upgrade(engine)
-    store = KnowledgeStore(engine)
+    store = _store()
     records = store.published()
     entries = [r for r in records if isinstance(r, Entry)]
     if as_json:
@@ -80,3 +74,13 @@ def list_(as_json: bool) -> None:
         f"version {store.current_version()}.",
         err=True,
     )
+
+
+def _store() -> KnowledgeStore:
+    """The knowledge store of the configured database, migrated; no models are loaded."""
+    from chatbot.db import make_engine, upgrade
+    from knowledge.store import KnowledgeStore
+
+    engine = make_engine(load_settings().resolved_database_url)
+    upgrade(engine)
+    return KnowledgeStore(engine)
