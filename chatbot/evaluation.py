@@ -135,10 +135,10 @@ def run_eval(
             update={"data_dir": data, "database_url": f"sqlite:///{data / 'eval.db'}"}
         )
         services = build_services(
-            local, generator=generator, load_generator=not retrieval_only and generator is None
+            local,
+            generator=None if retrieval_only else generator,
+            load_generator=not retrieval_only,
         )
-        if retrieval_only:
-            services.chat.generator = None
         services.knowledge.save(records, publish=True, note="eval")
         services.retriever.index()
         results = []

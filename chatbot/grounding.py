@@ -66,37 +66,49 @@ def _negated(text: str) -> bool:
     return bool(_NEGATION.search(text))
 
 
+class Support:
+    """The passages of one turn, split and embedded once, to check answer sentences against."""
+
+    def __init__(self, passages: Sequence[str], embed: Embed, threshold: float = 0.6) -> None:
+        self.passages = list(passages)
+        self.embed = embed
+        self.threshold = threshold
+        self.sentences: list[str] = []
+        self.owner: list[int] = []  # which passage each passage sentence comes from
+        for index, passage in enumerate(self.passages):
+            for sentence in sentences(passage):
+                self.sentences.append(sentence)
+                self.owner.append(index)
+        self.words = _content_words(" ".join(self.passages))
+        self.vectors = embed(self.sentences) if self.sentences else None
+
+    def check(self, answer: str) -> Grounding:
+        answer_sentences = sentences(answer)
+        if not answer_sentences or self.vectors is None:
+            return Grounding(False, 0.0, tuple(answer_sentences))
+        sims = self.embed(answer_sentences) @ self.vectors.T
+        unsupported: list[str] = []
+        weakest = 1.0
+        for i, sentence in enumerate(answer_sentences):
+            best = int(np.argmax(sims[i]))
+            similarity = float(sims[i, best])
+            words = _content_words(sentence)
+            coverage = len(words & self.words) / len(words) if words else 1.0
+            # Numbers must come from the passage the sentence is about: "2 to 4 days" from the
+            # UK passage does not support a sentence about Canada.
+            ok = (
+                _numbers(sentence) <= _numbers(self.passages[self.owner[best]])
+                and _negated(sentence) == _negated(self.sentences[best])
+                and (similarity >= self.threshold or coverage >= 0.9)
+            )
+            weakest = min(weakest, similarity)
+            if not ok:
+                unsupported.append(sentence)
+        return Grounding(not unsupported, weakest, tuple(unsupported))
+
+
 def check(answer: str, passages: Sequence[str], embed: Embed, threshold: float = 0.6) -> Grounding:
-    answer_sentences = sentences(answer)
-    passage_sentences: list[str] = []
-    owner: list[int] = []  # which passage each passage sentence comes from
-    for index, passage in enumerate(passages):
-        for sentence in sentences(passage):
-            passage_sentences.append(sentence)
-            owner.append(index)
-    if not answer_sentences or not passage_sentences:
-        return Grounding(False, 0.0, tuple(answer_sentences))
-    source_words = _content_words(" ".join(passages))
-    vecs = embed(answer_sentences + passage_sentences)
-    sims = vecs[: len(answer_sentences)] @ vecs[len(answer_sentences) :].T
-    unsupported: list[str] = []
-    weakest = 1.0
-    for i, sentence in enumerate(answer_sentences):
-        best = int(np.argmax(sims[i]))
-        similarity = float(sims[i, best])
-        words = _content_words(sentence)
-        coverage = len(words & source_words) / len(words) if words else 1.0
-        # Numbers must come from the passage the sentence is about: "2 to 4 days" from the UK
-        # passage does not support a sentence about Canada.
-        ok = (
-            _numbers(sentence) <= _numbers(passages[owner[best]])
-            and _negated(sentence) == _negated(passage_sentences[best])
-            and (similarity >= threshold or coverage >= 0.9)
-        )
-        weakest = min(weakest, similarity)
-        if not ok:
-            unsupported.append(sentence)
-    return Grounding(not unsupported, weakest, tuple(unsupported))
+    return Support(passages, embed, threshold).check(answer)
 
 
 def fallback_text(

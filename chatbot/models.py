@@ -6,15 +6,15 @@ customer said is lost when generation fails or the process dies mid-turn.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from knowledge.models import utcnow
 
-def utcnow() -> datetime:
-    return datetime.now(UTC)
+__all__ = ["Base", "ConversationRow", "MessageRow", "utcnow"]
 
 
 class Base(DeclarativeBase):

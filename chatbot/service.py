@@ -11,6 +11,7 @@ import logging
 import time
 import unicodedata
 from collections.abc import Iterator, Mapping
+from contextlib import closing
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -240,44 +241,45 @@ class ChatService:
             budget=self.settings.context_tokens - params.max_new_tokens,
             max_history=self.settings.history_turns,
         )
-        texts = [p.text for p in passages]
+        support = grounding.Support(
+            [p.text for p in passages], embed, self.settings.grounding_threshold
+        )
         streamed: list[str] = []
-        pending = ""
-        try:
-            for piece in self.generator.stream(messages, params):
-                pending += piece
-                # Check each finished sentence before the customer sees it.
-                *done, pending = grounding.split_keep_tail(pending)
-                for sentence in done:
-                    verdict = grounding.check(
-                        sentence, texts, embed, self.settings.grounding_threshold
-                    )
-                    if not verdict.grounded:
-                        raise _Ungrounded
+        # Closing the stream early (a sentence failed) stops the model generating.
+        with closing(_sentences_of(self.generator.stream(messages, params))) as produced:
+            try:
+                # Each finished sentence is checked before the customer sees it.
+                for sentence in produced:
+                    if not support.check(sentence).grounded:
+                        break
                     streamed.append(sentence)
                     yield Delta(sentence if len(streamed) == 1 else " " + sentence)
-            if pending.strip():
-                verdict = grounding.check(pending, texts, embed, self.settings.grounding_threshold)
-                if not verdict.grounded:
-                    raise _Ungrounded
-                streamed.append(pending.strip())
-                yield Delta(pending.strip() if len(streamed) == 1 else " " + pending.strip())
-            if not streamed:
-                raise _Ungrounded
-            return " ".join(streamed), True, False, self.generator.name
-        except _Ungrounded:
-            text = grounding.fallback_text(question, top.kind, top.text, embed)
-            yield Reset(text)
-            return text, False, True, self.generator.name
-        except ChatbotError:
-            log.exception("generation failed; answering from the knowledge base")
-            text = grounding.fallback_text(question, top.kind, top.text, embed)
-            yield Reset(text)
-            return text, None, True, None
+                else:
+                    if streamed:
+                        return " ".join(streamed), True, False, self.generator.name
+                grounded, model = False, self.generator.name
+            except ChatbotError:
+                log.exception("generation failed; answering from the knowledge base")
+                grounded, model = None, None
+        text = grounding.fallback_text(question, top.kind, top.text, embed)
+        yield Reset(text)
+        return text, grounded, True, model
 
 
-class _Ungrounded(Exception):
-    pass
+def _sentences_of(pieces: Iterator[str]) -> Iterator[str]:
+    """Finished sentences of a token stream as they complete, then the unfinished rest."""
+    pending = ""
+    try:
+        for piece in pieces:
+            pending += piece
+            *done, pending = grounding.split_keep_tail(pending)
+            yield from done
+    finally:
+        close = getattr(pieces, "close", None)  # a generator: stop the backend producing
+        if close is not None:
+            close()
+    if pending.strip():
+        yield pending.strip()
 
 
 @dataclass
