@@ -1,8 +1,9 @@
-"""ConversationStore: conversations and their messages (tables in ``chatbot.models``).
+"""ConversationStore: conversations, their messages and feedback (tables in ``chatbot.models``).
 
 The server holds the conversation: every client sends a conversation id and new text, and
 history is read from here. ``add_message`` commits before it returns, so a customer's message
-is durable before any model work starts.
+is durable before any model work starts. Feedback rates one assistant message of the same
+conversation; rating a message again replaces the earlier rating.
 """
 
 from __future__ import annotations
@@ -14,10 +15,11 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Engine, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import sessionmaker
 
 from chatbot.errors import InvalidInput, NotFound
-from chatbot.models import ConversationRow, MessageRow, utcnow
+from chatbot.models import ConversationRow, FeedbackRow, MessageRow, utcnow
 
 ROLES = ("user", "assistant", "agent")
 _ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
@@ -48,6 +50,36 @@ class Message:
             "latency_ms": self.latency_ms,
             "grounded": self.grounded,
         }
+
+
+@dataclass(frozen=True)
+class Conversation:
+    id: str
+    status: str  # bot | waiting | agent | closed
+    handoff_reason: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class Feedback:
+    conversation_id: str
+    message_id: int
+    rating: str  # up | down
+    comment: str | None
+    created_at: datetime
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "message_id": self.message_id,
+            "rating": self.rating,
+            "comment": self.comment,
+            "created_at": self.created_at.isoformat(),
+        }
+
+
+def _feedback(row: FeedbackRow) -> Feedback:
+    return Feedback(row.conversation_id, row.message_id, row.rating, row.comment, row.created_at)
 
 
 def _message(row: MessageRow) -> Message:
@@ -96,6 +128,25 @@ class ConversationStore:
             if row is None:
                 raise NotFound(f"There is no conversation '{conversation_id}'.")
             return row.status
+
+    def get(self, conversation_id: str) -> Conversation:
+        with self._sessions() as session:
+            row = session.get(ConversationRow, conversation_id)
+            if row is None:
+                raise NotFound(f"There is no conversation '{conversation_id}'.")
+            return Conversation(
+                row.id, row.status, row.handoff_reason, row.created_at, row.updated_at
+            )
+
+    def hand_off(self, conversation_id: str, *, reason: str) -> None:
+        """The conversation waits for a person; ``reason`` says why (see ``models``)."""
+        with self._sessions.begin() as session:
+            row = session.get(ConversationRow, conversation_id)
+            if row is None:
+                raise NotFound(f"There is no conversation '{conversation_id}'.")
+            row.status = "waiting"
+            row.handoff_reason = reason
+            row.updated_at = utcnow()
 
     def set_status(self, conversation_id: str, status: str) -> None:
         with self._sessions.begin() as session:
@@ -150,3 +201,47 @@ class ConversationStore:
                 query = query.order_by(MessageRow.id.desc()).limit(limit)
                 return [_message(r) for r in reversed(list(session.scalars(query)))]
             return [_message(r) for r in session.scalars(query.order_by(MessageRow.id))]
+
+    def set_feedback(
+        self, conversation_id: str, *, message_id: int, rating: str, comment: str | None = None
+    ) -> Feedback:
+        """Rate an assistant message of this conversation; a second rating replaces the first."""
+        for attempt in (1, 2):
+            try:
+                with self._sessions.begin() as session:
+                    return _feedback(
+                        self._upsert_feedback(session, conversation_id, message_id, rating, comment)
+                    )
+            except IntegrityError:  # a concurrent first rating of the same message won
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _upsert_feedback(
+        self, session: Any, conversation_id: str, message_id: int, rating: str, comment: str | None
+    ) -> FeedbackRow:
+        if session.get(ConversationRow, conversation_id) is None:
+            raise NotFound(f"There is no conversation '{conversation_id}'.")
+        message = session.get(MessageRow, message_id)
+        if message is None or message.conversation_id != conversation_id:
+            raise NotFound(f"There is no message {message_id} in conversation '{conversation_id}'.")
+        if message.role != "assistant":
+            raise InvalidInput(
+                f"Message {message_id} is not an answer of the assistant; only answers can be rated."
+            )
+        row = session.scalars(select(FeedbackRow).where(FeedbackRow.message_id == message_id)).first()
+        if row is None:
+            row = FeedbackRow(conversation_id=conversation_id, message_id=message_id)
+            session.add(row)
+        row.rating, row.comment, row.created_at = rating, comment, utcnow()
+        session.flush()
+        session.refresh(row)  # the stored values (SQLite returns naive UTC datetimes)
+        return row
+
+    def feedback(self, conversation_id: str) -> dict[int, Feedback]:
+        """The feedback of a conversation by message id."""
+        with self._sessions() as session:
+            rows = session.scalars(
+                select(FeedbackRow).where(FeedbackRow.conversation_id == conversation_id)
+            )
+            return {row.message_id: _feedback(row) for row in rows}

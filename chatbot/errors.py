@@ -3,6 +3,7 @@
 from knowledge.errors import (
     ChatbotError,
     Conflict,
+    Forbidden,
     InvalidInput,
     ModelUnavailable,
     NotFound,
@@ -12,6 +13,7 @@ from knowledge.errors import (
 __all__ = [
     "ChatbotError",
     "Conflict",
+    "Forbidden",
     "InvalidInput",
     "ModelUnavailable",
     "NotFound",

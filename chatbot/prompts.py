@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 SYSTEM_PROMPT = (
     "You are a customer-support assistant. Answer the customer's last message using only "
@@ -29,6 +30,16 @@ class PromptPassage:
     id: str
     title: str
     text: str
+
+
+def select_passages(hits: Sequence[Any], min_score: float, limit: int = 3) -> list[PromptPassage]:
+    """The passages a turn's prompt shows: the top hit, then up to ``limit - 1`` more of the
+    best hits that score at least ``min_score``. Serving and training both use this."""
+    return [
+        PromptPassage(h.id, h.title, h.text)
+        for i, h in enumerate(hits[:limit])
+        if i == 0 or h.score >= min_score
+    ]
 
 
 def format_passages(passages: Sequence[PromptPassage]) -> str:
@@ -81,3 +92,26 @@ def build_messages(
     while window and window[-1]["role"] == "user":
         window.pop()
     return [{"role": "system", "content": system}, *window, {"role": "user", "content": question}]
+
+
+def turn_messages(
+    *,
+    question: str,
+    hits: Sequence[Any],
+    history: Sequence[tuple[str, str]],
+    count_tokens: Callable[[str], int],
+    context_tokens: int,
+    max_new_tokens: int,
+    history_turns: int,
+    min_score: float,
+) -> list[dict[str, str]]:
+    """The prompt of one answered turn. The service and ``chatbot train`` both call this, so a
+    fine-tuned model is trained on exactly the layout it is served with."""
+    return build_messages(
+        question=question,
+        passages=select_passages(hits, min_score),
+        history=history,
+        count_tokens=count_tokens,
+        budget=context_tokens - max_new_tokens,
+        max_history=history_turns,
+    )

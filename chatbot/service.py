@@ -18,13 +18,19 @@ from typing import Any
 from sqlalchemy import Engine
 
 from chatbot import grounding, replies
-from chatbot.conversations import ConversationStore, check_conversation_id
+from chatbot.conversations import (
+    Conversation,
+    ConversationStore,
+    Feedback,
+    Message,
+    check_conversation_id,
+)
 from chatbot.db import make_engine, upgrade
 from chatbot.dialogue.decision import Decision, Thresholds, is_fast_path
 from chatbot.dialogue.manager import plan_turn
 from chatbot.errors import ChatbotError, InvalidInput
 from chatbot.generation import GenerationParams, Generator, make_generator
-from chatbot.prompts import PromptPassage, build_messages
+from chatbot.prompts import select_passages, turn_messages
 from chatbot.settings import Settings
 from knowledge.embeddings import Embedder
 from knowledge.retrieval import Hit, Retriever
@@ -78,6 +84,29 @@ class Final:
 Event = Delta | Reset | Final
 
 
+RATINGS = ("up", "down")
+MAX_COMMENT_CHARS = 2000
+AGENT_PRESENT = (
+    "A colleague from our support team is already looking after this conversation and will "
+    "reply here."
+)
+
+
+@dataclass
+class HandoffResult:
+    conversation_id: str
+    status: str  # waiting, or agent when a person already has the conversation
+    text: str  # what the customer is told happens next (stored as an assistant message)
+    message_id: int
+
+
+@dataclass
+class ConversationView:
+    conversation: Conversation
+    messages: list[Message]
+    feedback: dict[int, Feedback]  # by message id
+
+
 def clean_message(text: Any, limit: int) -> str:
     if not isinstance(text, str):
         raise InvalidInput("The message must be text.")
@@ -123,11 +152,31 @@ class ChatService:
             content = turn.get("content")
             if not isinstance(content, str) or not content.strip():
                 raise InvalidInput(f"history[{i}].content must be non-empty text.")
+            if len(content) > self.settings.max_message_chars:
+                raise InvalidInput(
+                    f"history[{i}].content is {len(content):,} characters; the limit is "
+                    f"{self.settings.max_message_chars:,}."
+                )
             turns.append((turn["role"], content))
         cid = self.conversations.create(conversation_id)
         for role, content in turns:
             self.conversations.add_message(cid, role=role, content=content)
         return cid
+
+    def resume_or_start(
+        self, conversation_id: str | None, history: list[Mapping[str, Any]] | None = None
+    ) -> str:
+        """Continue ``conversation_id`` if it exists; otherwise start it, replaying ``history``."""
+        if conversation_id is not None:
+            check_conversation_id(conversation_id)
+            if self.conversations.exists(conversation_id):
+                return conversation_id
+        try:
+            return self.start_conversation(conversation_id, history)
+        except InvalidInput:
+            if conversation_id is not None and self.conversations.exists(conversation_id):
+                return conversation_id  # another request started it meanwhile
+            raise
 
     def ensure_conversation(self, conversation_id: str | None) -> str:
         if conversation_id is None:
@@ -136,6 +185,49 @@ class ChatService:
         if not self.conversations.exists(conversation_id):
             self.conversations.create(conversation_id)
         return conversation_id
+
+    def conversation(self, conversation_id: str) -> ConversationView:
+        """A conversation, all its messages (oldest first) and the customer's ratings."""
+        check_conversation_id(conversation_id)
+        return ConversationView(
+            self.conversations.get(conversation_id),
+            self.conversations.messages(conversation_id),
+            self.conversations.feedback(conversation_id),
+        )
+
+    def record_feedback(
+        self, conversation_id: str, message_id: int, rating: str, comment: str | None = None
+    ) -> Feedback:
+        """The customer rates one of the assistant's answers ("up" or "down")."""
+        check_conversation_id(conversation_id)
+        if rating not in RATINGS:
+            raise InvalidInput(f"The rating must be 'up' or 'down' (got {rating!r}).")
+        comment = (comment or "").strip() or None
+        if comment is not None and len(comment) > MAX_COMMENT_CHARS:
+            raise InvalidInput(
+                f"The comment is {len(comment):,} characters; the limit is {MAX_COMMENT_CHARS:,}."
+            )
+        return self.conversations.set_feedback(
+            conversation_id, message_id=message_id, rating=rating, comment=comment
+        )
+
+    def request_handoff(self, conversation_id: str) -> HandoffResult:
+        """The customer asks for a person: the conversation waits for one (or has one already)."""
+        check_conversation_id(conversation_id)
+        status = self.conversations.status(conversation_id)
+        if status == "agent":
+            text = AGENT_PRESENT
+        else:
+            text, status = replies.HANDOFF["customer_request"], "waiting"
+            self.conversations.hand_off(conversation_id, reason="customer_request")
+        stored = self.conversations.add_message(
+            conversation_id,
+            role="assistant",
+            content=text,
+            decision="handoff",
+            meta={"reason": "customer_request", "requested": True},
+        )
+        return HandoffResult(conversation_id, status, text, stored.id)
 
     def send_message(
         self, conversation_id: str, text: str, params: Mapping[str, Any] | None = None
@@ -171,7 +263,7 @@ class ChatService:
             yield Delta(reply)
         elif decision.kind == "handoff":
             reply, kind = replies.HANDOFF[decision.reason], "handoff"
-            self.conversations.set_status(conversation_id, "waiting")
+            self.conversations.hand_off(conversation_id, reason=decision.reason)
             yield Delta(reply)
         elif decision.kind == "clarify":
             reply, kind = replies.clarify_text(decision.hits, decision.reason), "clarify"
@@ -228,19 +320,17 @@ class ChatService:
             text = grounding.fallback_text(question, top.kind, top.text, embed)
             yield Delta(text)
             return text, None, False, None
-        passages = [
-            PromptPassage(h.id, h.title, h.text)
-            for h in decision.hits[:3]
-            if h.score >= self.thresholds.clarify or h is top
-        ]
-        messages = build_messages(
+        messages = turn_messages(
             question=question,
-            passages=passages,
+            hits=decision.hits,
             history=[(m.role, m.content) for m in history if m.role in ("user", "assistant")],
             count_tokens=self.generator.count_tokens,
-            budget=self.settings.context_tokens - params.max_new_tokens,
-            max_history=self.settings.history_turns,
+            context_tokens=self.settings.context_tokens,
+            max_new_tokens=params.max_new_tokens,
+            history_turns=self.settings.history_turns,
+            min_score=self.thresholds.clarify,
         )
+        passages = select_passages(decision.hits, self.thresholds.clarify)
         support = grounding.Support(
             [p.text for p in passages], embed, self.settings.grounding_threshold
         )

@@ -26,6 +26,13 @@ class InvalidInput(ChatbotError):
     exit_code = 2
 
 
+class Forbidden(ChatbotError):
+    """The request is understood but not allowed (a forged visitor signature, a refused origin)."""
+
+    status = 403
+    exit_code = 1
+
+
 class NotFound(ChatbotError):
     status = 404
     exit_code = 2

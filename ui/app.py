@@ -7,7 +7,12 @@ from typing import TYPE_CHECKING
 import gradio as gr
 from fastapi import FastAPI
 
+from ui.api import customer_api
 from ui.chat_page import build_chat_page
+from ui.errors import install_error_handlers
+from ui.openai_api import openai_api
+from ui.origins import OriginGuard
+from ui.widget import register_widget
 
 if TYPE_CHECKING:
     from chatbot.service import Services
@@ -20,5 +25,10 @@ def create_app(services: Services) -> FastAPI:
     def healthz() -> dict[str, bool]:
         return {"ok": True}
 
+    register_widget(app, services)
+    install_error_handlers(app)
+    app.include_router(customer_api(services.chat))
+    app.include_router(openai_api(services.chat))
+    app.add_middleware(OriginGuard, allowed=services.settings.origins)  # outermost: CORS first
     page = build_chat_page(services.chat)
     return gr.mount_gradio_app(app, page, path="/")

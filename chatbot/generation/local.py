@@ -56,25 +56,47 @@ def pick_device(device: str) -> str:
     return "cpu"
 
 
+def _failed(model: str, exc: Exception) -> ModelUnavailable:
+    return ModelUnavailable(
+        f"Could not load the language model '{model}': {exc}. Set CHATBOT_MODEL to a "
+        "Hugging Face id, a local folder with a saved model, or a GGUF file."
+    )
+
+
+def load_tokenizer(model: str) -> Any:
+    from transformers import AutoTokenizer
+
+    source, gguf_file = resolve_model(model)
+    kwargs: dict[str, Any] = {"gguf_file": gguf_file} if gguf_file else {}
+    try:
+        return AutoTokenizer.from_pretrained(source, **kwargs)
+    except Exception as exc:
+        raise _failed(model, exc) from exc
+
+
+def load_pretrained(model: str, *, dtype: Any = None) -> tuple[Any, Any]:
+    """(tokenizer, causal LM) for a CHATBOT_MODEL value; a GGUF file is dequantized."""
+    from transformers import AutoModelForCausalLM
+
+    tokenizer = load_tokenizer(model)
+    source, gguf_file = resolve_model(model)
+    kwargs: dict[str, Any] = {"gguf_file": gguf_file} if gguf_file else {}
+    try:
+        lm = AutoModelForCausalLM.from_pretrained(source, dtype=dtype or "auto", **kwargs)
+    except Exception as exc:
+        raise _failed(model, exc) from exc
+    return tokenizer, lm
+
+
 class LocalGenerator:
     def __init__(self, model: str = BUNDLED, *, device: str = "auto", threads: int = 0) -> None:
         import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
 
         if threads:
             torch.set_num_threads(threads)
-        source, gguf_file = resolve_model(model)
         self.device = pick_device(device)
         dtype = torch.bfloat16 if self.device.startswith("cuda") else torch.float32
-        kwargs: dict[str, Any] = {"gguf_file": gguf_file} if gguf_file else {}
-        try:
-            self.tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
-            self.model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, **kwargs)
-        except Exception as exc:
-            raise ModelUnavailable(
-                f"Could not load the language model '{model}': {exc}. Set CHATBOT_MODEL to a "
-                "Hugging Face id, a local folder with a saved model, or a GGUF file."
-            ) from exc
+        self.tokenizer, self.model = load_pretrained(model, dtype=dtype)
         if self.tokenizer.chat_template is None:
             raise ModelUnavailable(
                 f"The model '{model}' has no chat template; fine-tune it with 'chatbot train' "
