@@ -1,0 +1,127 @@
+"""``chatbot train``: fine-tune the answer model on the published knowledge base."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import click
+
+from chatbot.cli import emit_json, load_settings, main, quiet_libraries
+
+
+@main.command("train")
+@click.option("--base", default=None, help="Model to start from (default: the serving model, "
+              "CHATBOT_MODEL): a Hugging Face id, a folder, a GGUF file or 'bundled'.")
+@click.option("--output", type=click.Path(path_type=Path), default=None,
+              help="Folder for the tuned model (default: <data dir>/models/answer-v<KB version>).")
+@click.option("--epochs", type=float, default=3.0, show_default=True)
+@click.option("--learning-rate", type=float, default=None,
+              help="Default 5e-5 (full fine-tuning) or 3e-4 (--lora).")
+@click.option("--batch-size", type=int, default=8, show_default=True)
+@click.option("--max-steps", type=int, default=-1, help="Stop after this many steps (-1: epochs).")
+@click.option("--lora", is_flag=True, help="Train LoRA adapters (PEFT), merged on save.")
+@click.option("--validation-split", type=float, default=0.1, show_default=True,
+              help="Share of entries held out for validation loss and early stopping.")
+@click.option("--search", type=int, default=0, show_default=True,
+              help="Optuna trials over learning rate and epochs, chosen by validation loss.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--max-examples", type=click.IntRange(min=1), default=None,
+              help="Train on a random sample of at most this many examples (CPU budgets).")
+@click.option("--conversations", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="Exported conversations (JSONL); replies rated up are added as examples.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
+def train(
+    base: str | None,
+    output: Path | None,
+    epochs: float,
+    learning_rate: float | None,
+    batch_size: int,
+    max_steps: int,
+    lora: bool,
+    validation_split: float,
+    search: int,
+    seed: int,
+    max_examples: int | None,
+    conversations: Path | None,
+    as_json: bool,
+) -> None:
+    """Fine-tune the answer model on the knowledge base (see the README's Fine-tuning section)."""
+    from chatbot.errors import InvalidInput, ModelUnavailable
+    from chatbot.generation.local import load_tokenizer
+    from chatbot.service import build_services
+    from chatbot.training.data import DataOptions, PromptShape, build_examples, read_conversations
+    from chatbot.training.trainer import TrainOptions, is_main_process
+    from chatbot.training.trainer import train as run_training
+
+    quiet_libraries()
+    settings = load_settings()
+    options = TrainOptions(
+        base=base or settings.model,
+        output=output or Path(),
+        epochs=epochs,
+        learning_rate=learning_rate,
+        batch_size=batch_size,
+        max_steps=max_steps,
+        lora=lora,
+        validation_split=validation_split,
+        search=search,
+        seed=seed,
+        max_length=settings.context_tokens,
+    )
+    options.check()
+    exchanges = read_conversations(conversations) if conversations else []
+    services = build_services(settings, load_generator=False, migrate=is_main_process())
+    version = services.retriever.index().version
+    if output is None:
+        options.output = settings.data_dir / "models" / f"answer-v{version}"
+    try:
+        tokenizer = load_tokenizer(options.base)
+    except ModelUnavailable as exc:
+        raise InvalidInput(f"--base: {exc}") from exc
+    shape = PromptShape.from_settings(
+        settings, lambda text: len(tokenizer(text, add_special_tokens=False)["input_ids"])
+    )
+    examples = build_examples(
+        services.knowledge.published(version),
+        lambda q, k: services.retriever.search(q, k),
+        shape,
+        DataOptions(seed=seed),
+        exchanges,
+    )
+    train_set, val_set = examples.split(validation_split, seed)
+    if max_examples is not None and len(train_set) > max_examples:
+        train_set = random.Random(seed).sample(train_set, max_examples)
+    if is_main_process() and not as_json:
+        counts = ", ".join(f"{n} {kind}" for kind, n in sorted(examples.counts().items()))
+        click.echo(
+            f"Knowledge-base version {version}: {len(examples.examples)} examples ({counts}); "
+            f"{len(train_set)} for training, {len(val_set)} for validation."
+        )
+    report = run_training(
+        options, train_set, val_set, example_counts=examples.counts(), kb_version=version
+    )
+    if not is_main_process():
+        return
+    if as_json:
+        emit_json(report.to_dict())
+        return
+    for row in report.epochs:
+        parts = [f"epoch {row['epoch']}"]
+        if "train_loss" in row:
+            parts.append(f"train loss {row['train_loss']}")
+        if "validation_loss" in row:
+            parts.append(
+                f"validation loss {row['validation_loss']} "
+                f"(perplexity {row['validation_perplexity']})"
+            )
+        click.echo(": ".join([parts[0], ", ".join(parts[1:])]) if parts[1:] else parts[0])
+    for trial in report.search_trials:
+        click.echo(f"search trial {trial['params']}: validation loss {trial['validation_loss']}")
+    hp = report.hyperparameters
+    click.echo(
+        f"Chosen: learning rate {hp['learning_rate']:g}, epochs {hp['epochs']:g}"
+        f"{', LoRA' if hp['lora'] else ''}. Took {report.seconds:.0f} s on {report.device}."
+    )
+    click.echo(f"Saved to {report.output}. Serve it with: CHATBOT_MODEL={report.output} chatbot serve")
+

@@ -1,0 +1,219 @@
+"""Training examples for the answer model, built from the published knowledge base.
+
+Every example is a chat in exactly the serving layout: ``prompts.turn_messages`` builds the
+prompt from the hits the real retriever returns for the question, as a customer turn would,
+and the target is the reply the bot should give to that prompt:
+
+- ``answer``: a question or paraphrase of an entry whose passages hold the entry → its answer;
+- ``abstain``: the same question with the entry's own passage removed from the hits, so the
+  passages do not hold the answer → the handoff reply (the model learns to say so rather than
+  invent);
+- ``followup``: an ``answer`` example preceded by an earlier, unrelated exchange, so the model
+  answers the newest message and is not confused by history;
+- ``conversation``: exchanges from exported real conversations that the customer rated up.
+
+A question whose own entry is not among the retrieved passages becomes an ``abstain`` example
+too: that is what the prompt supports.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from chatbot.errors import InvalidInput
+from chatbot.prompts import HANDOFF_REPLY, select_passages, turn_messages
+from chatbot.settings import Settings
+from knowledge.records import Entry, Record
+from knowledge.retrieval import Hit
+
+ChatMessages = list[dict[str, str]]
+Search = Callable[[str, int], Sequence[Hit]]
+
+
+@dataclass(frozen=True)
+class Example:
+    messages: ChatMessages  # the prompt, then the assistant's target as the last message
+    kind: str  # answer | abstain | followup | conversation
+    group: str  # the entry (or conversation) it came from: validation splits by group
+
+
+@dataclass(frozen=True)
+class Exchange:
+    """A customer question and the reply they rated up, with the conversation before it."""
+
+    history: tuple[tuple[str, str], ...]
+    question: str
+    answer: str
+    group: str
+
+
+@dataclass(frozen=True)
+class DataOptions:
+    abstain_share: float = 0.2  # abstain examples per answer example
+    followup_share: float = 0.2
+    seed: int = 0
+    extra_hits: int = 3  # retrieved beyond top_k so a removed entry still leaves top_k hits
+
+
+@dataclass
+class PromptShape:
+    """What the serving prompt depends on, taken from the settings."""
+
+    count_tokens: Callable[[str], int]
+    context_tokens: int
+    max_new_tokens: int
+    history_turns: int
+    min_score: float
+    top_k: int
+
+    @classmethod
+    def from_settings(cls, settings: Settings, count_tokens: Callable[[str], int]) -> PromptShape:
+        return cls(
+            count_tokens=count_tokens,
+            context_tokens=settings.context_tokens,
+            max_new_tokens=settings.max_new_tokens,
+            history_turns=settings.history_turns,
+            min_score=settings.clarify_threshold,
+            top_k=settings.retrieval_top_k,
+        )
+
+    def messages(
+        self, question: str, hits: Sequence[Hit], history: Sequence[tuple[str, str]], target: str
+    ) -> ChatMessages:
+        prompt = turn_messages(
+            question=question,
+            hits=hits,
+            history=history,
+            count_tokens=self.count_tokens,
+            context_tokens=self.context_tokens,
+            max_new_tokens=self.max_new_tokens,
+            history_turns=self.history_turns,
+            min_score=self.min_score,
+        )
+        return [*prompt, {"role": "assistant", "content": target}]
+
+
+@dataclass
+class ExampleSet:
+    examples: list[Example] = field(default_factory=list)
+
+    def counts(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for ex in self.examples:
+            out[ex.kind] = out.get(ex.kind, 0) + 1
+        return out
+
+    def split(self, validation: float, seed: int) -> tuple[list[Example], list[Example]]:
+        """Train and validation examples; whole groups go to one side, so validation loss
+        measures answers to entries the model has not been trained on."""
+        if not 0 <= validation < 1:
+            raise InvalidInput("--validation-split must be at least 0 and below 1.")
+        groups = sorted({ex.group for ex in self.examples})
+        random.Random(seed).shuffle(groups)
+        n_val = round(len(groups) * validation)
+        if validation and n_val == 0 and len(groups) > 1:
+            n_val = 1
+        held = set(groups[:n_val])
+        train = [ex for ex in self.examples if ex.group not in held]
+        val = [ex for ex in self.examples if ex.group in held]
+        return train, val
+
+
+def build_examples(
+    records: Sequence[Record],
+    search: Search,
+    shape: PromptShape,
+    options: DataOptions | None = None,
+    conversations: Sequence[Exchange] = (),
+) -> ExampleSet:
+    """Chat examples for every question and paraphrase of the FAQ entries in ``records``."""
+    options = options or DataOptions()
+    rng = random.Random(options.seed)
+    entries = [r for r in records if isinstance(r, Entry)]
+    if not entries:
+        raise InvalidInput(
+            "The knowledge base has no FAQ entries to train on; import some with "
+            "'chatbot kb import'."
+        )
+    out = ExampleSet()
+    answered: list[tuple[str, str]] = []  # (question, answer) pairs for follow-up history
+    for entry in entries:
+        for question in entry.variants():
+            top = list(search(question, shape.top_k))
+            shown = {p.id for p in select_passages(top, shape.min_score)}
+            if top and entry.id in shown:
+                out.examples.append(
+                    Example(shape.messages(question, top, (), entry.answer), "answer", entry.id)
+                )
+                answered.append((question, entry.answer))
+                if rng.random() < options.abstain_share:
+                    more = search(question, shape.top_k + options.extra_hits)
+                    others = [h for h in more if h.parent != entry.id][: shape.top_k]
+                    if others:
+                        out.examples.append(
+                            Example(
+                                shape.messages(question, others, (), HANDOFF_REPLY),
+                                "abstain",
+                                entry.id,
+                            )
+                        )
+                if answered[:-1] and rng.random() < options.followup_share:
+                    earlier = rng.choice(answered[:-1])
+                    history = [("user", earlier[0]), ("assistant", earlier[1])]
+                    out.examples.append(
+                        Example(
+                            shape.messages(question, top, history, entry.answer),
+                            "followup",
+                            entry.id,
+                        )
+                    )
+            elif top:
+                # Retrieval missed the entry: the prompt the model will see holds no answer.
+                out.examples.append(
+                    Example(shape.messages(question, top, (), HANDOFF_REPLY), "abstain", entry.id)
+                )
+    for ex in conversations:
+        hits = list(search(ex.question, shape.top_k))
+        if hits:
+            messages = shape.messages(ex.question, hits, ex.history, ex.answer)
+            out.examples.append(Example(messages, "conversation", ex.group))
+    return out
+
+
+def read_conversations(path: Path) -> list[Exchange]:
+    """Exchanges from a conversations export (JSONL, one conversation a line:
+    ``{"id": ..., "messages": [{"role", "content", "rating"?}, ...]}``): every assistant message
+    the customer rated up, with the question it answered and the messages before it."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise InvalidInput(f"{path}: cannot read the conversations file ({exc}).") from exc
+    out: list[Exchange] = []
+    for n, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            data: Any = json.loads(line)
+            messages = list(data["messages"])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise InvalidInput(
+                f"{path}:{n}: expected a JSON object with a 'messages' list ({exc})."
+            ) from exc
+        turns: list[tuple[str, str, Any]] = [
+            (m["role"], m["content"], m.get("rating"))
+            for m in messages
+            if isinstance(m, dict)
+            and m.get("role") in ("user", "assistant")
+            and isinstance(m.get("content"), str)
+        ]
+        for i, (role, content, rating) in enumerate(turns):
+            if role == "assistant" and rating == "up" and i and turns[i - 1][0] == "user":
+                history = tuple((r, c) for r, c, _ in turns[: i - 1])
+                group = f"conversation-{data.get('id', n)}"
+                out.append(Exchange(history, turns[i - 1][1], content, group))
+    return out

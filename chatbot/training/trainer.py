@@ -1,0 +1,398 @@
+"""Fine-tune the answer model with transformers' Trainer.
+
+Full fine-tuning or LoRA (PEFT, merged into the weights on save); validation loss per epoch
+with early stopping and the best epoch kept; an optional Optuna search over learning rate and
+epochs chosen by validation loss; bf16 and gradient checkpointing on a GPU. Launched with
+``torchrun --nproc_per_node=N`` or ``accelerate launch`` it trains data-parallel (gloo on CPU);
+only the first process writes the output folder.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import shutil
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from chatbot.errors import InvalidInput
+from chatbot.generation.local import load_pretrained
+from chatbot.training.data import Example
+from chatbot.training.tokens import Collator, encode_chat
+
+log = logging.getLogger(__name__)
+
+# For base models without a chat template (e.g. Gemma 3 270M base): ChatML, which the tuned
+# model then learns and serves with.
+CHATML_TEMPLATE = (
+    "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + "
+    "message['content'] + '<|im_end|>' + '\\n' }}{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
+)
+LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+
+
+@dataclass
+class TrainOptions:
+    base: str
+    output: Path
+    epochs: float = 3.0
+    learning_rate: float | None = None  # None: 5e-5 full, 3e-4 LoRA
+    batch_size: int = 8
+    max_steps: int = -1
+    lora: bool = False
+    validation_split: float = 0.1
+    search: int = 0  # Optuna trials; 0 = no search
+    seed: int = 0
+    patience: int = 2
+    max_length: int = 2048
+    progress: bool = True
+
+    def check(self) -> None:
+        rules = [
+            (self.epochs > 0, "--epochs must be above 0"),
+            (self.learning_rate is None or 0 < self.learning_rate < 1,
+             "--learning-rate must be between 0 and 1"),
+            (self.batch_size >= 1, "--batch-size must be at least 1"),
+            (self.max_steps == -1 or self.max_steps >= 1, "--max-steps must be at least 1"),
+            (0 <= self.validation_split < 1, "--validation-split must be at least 0 and below 1"),
+            (self.search >= 0, "--search must be 0 or more"),
+            (not self.search or self.validation_split > 0,
+             "--search chooses by validation loss: give a --validation-split above 0"),
+        ]
+        for ok, message in rules:
+            if not ok:
+                raise InvalidInput(message + ".")
+
+    @property
+    def rate(self) -> float:
+        return self.learning_rate or (3e-4 if self.lora else 5e-5)
+
+
+@dataclass
+class TrainReport:
+    base: str
+    output: str
+    device: str
+    processes: int
+    examples: dict[str, int]
+    train_examples: int
+    validation_examples: int
+    dropped_too_long: int
+    hyperparameters: dict[str, Any]
+    epochs: list[dict[str, float]] = field(default_factory=list)
+    validation_loss: float | None = None
+    validation_perplexity: float | None = None
+    train_loss: float | None = None
+    seconds: float = 0.0
+    search_trials: list[dict[str, Any]] = field(default_factory=list)
+    kb_version: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class _Chats:
+    """A list of encoded chats as a map-style dataset."""
+
+    def __init__(self, rows: list[dict[str, list[int]]]) -> None:
+        self.rows = rows
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, i: int) -> dict[str, list[int]]:
+        return self.rows[i]
+
+
+def _encode(tokenizer: Any, examples: Sequence[Example], max_length: int) -> tuple[_Chats, int]:
+    rows, dropped = [], 0
+    for ex in examples:
+        ids, labels = encode_chat(tokenizer, ex.messages)
+        if len(ids) > max_length:
+            dropped += 1
+            continue
+        rows.append({"input_ids": ids, "labels": labels})
+    return _Chats(rows), dropped
+
+
+def world_size() -> int:
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def is_main_process() -> bool:
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def _drop_gguf_marks(model: Any) -> None:
+    """A GGUF file is dequantized to plain fp32 weights on load, but the model keeps the GGUF
+    quantizer's marks, which make Trainer refuse it and save_pretrained write a quantization
+    config; nothing is quantized any more, so they go."""
+    config = getattr(model.config, "quantization_config", None)
+    method = getattr(config, "quant_method", None) or (config or {}).get("quant_method")
+    if str(getattr(method, "value", method)) != "gguf":
+        return
+    model.hf_quantizer = None
+    model.is_quantized = False
+    del model.config.quantization_config
+
+
+def _load(base: str, lora: bool) -> tuple[Any, Any]:
+    import torch
+
+    tokenizer, model = load_pretrained(base, dtype=torch.float32)
+    _drop_gguf_marks(model)
+    if tokenizer.chat_template is None:
+        tokenizer.chat_template = CHATML_TEMPLATE
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    if lora:
+        from peft import LoraConfig, get_peft_model
+
+        present = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
+        targets = [t for t in LORA_TARGETS if t in present] or "all-linear"
+        config = LoraConfig(
+            r=16, lora_alpha=32, lora_dropout=0.05, target_modules=targets, task_type="CAUSAL_LM"
+        )
+        model = get_peft_model(model, config)
+    return tokenizer, model
+
+
+def train(
+    options: TrainOptions,
+    train_examples: Sequence[Example],
+    validation_examples: Sequence[Example],
+    *,
+    example_counts: dict[str, int] | None = None,
+    kb_version: int | None = None,
+) -> TrainReport:
+    """Train, keep the best epoch, and write a ``save_pretrained`` folder with a model card."""
+    import torch
+    from transformers import EarlyStoppingCallback, Trainer, TrainingArguments
+
+    options.check()
+    if options.search and world_size() > 1:
+        raise InvalidInput("--search runs in one process; start it without torchrun.")
+    if not train_examples:
+        raise InvalidInput("No training examples: the knowledge base gave none to train on.")
+    started = time.perf_counter()
+    cuda = torch.cuda.is_available()
+    tokenizer, model = _load(options.base, options.lora)
+    train_set, dropped = _encode(tokenizer, train_examples, options.max_length)
+    val_set, dropped_val = _encode(tokenizer, validation_examples, options.max_length)
+    has_val = len(val_set) > 0
+    work = options.output / ".checkpoints"
+    args = TrainingArguments(
+        output_dir=str(work),
+        num_train_epochs=options.epochs,
+        max_steps=options.max_steps,
+        learning_rate=options.rate,
+        per_device_train_batch_size=options.batch_size,
+        per_device_eval_batch_size=options.batch_size,
+        warmup_steps=0.05,
+        weight_decay=0.0,
+        lr_scheduler_type="linear",
+        eval_strategy="epoch" if has_val else "no",
+        save_strategy="epoch" if has_val else "no",
+        save_total_limit=2,
+        load_best_model_at_end=has_val,
+        metric_for_best_model="eval_loss",
+        greater_is_better=False,
+        logging_strategy="epoch",
+        bf16=cuda and torch.cuda.is_bf16_supported(),
+        fp16=cuda and not torch.cuda.is_bf16_supported(),
+        **_checkpointing(cuda),
+        ddp_backend="gloo" if world_size() > 1 and not cuda else None,
+        report_to="none",
+        disable_tqdm=not options.progress or not is_main_process(),
+        remove_unused_columns=False,
+        seed=options.seed,
+        data_seed=options.seed,
+        save_only_model=True,
+    )
+    callbacks = [EarlyStoppingCallback(early_stopping_patience=options.patience)] if has_val else []
+    collator = Collator(tokenizer.pad_token_id)
+    trials: list[dict[str, Any]] = []
+    epochs, rate = options.epochs, options.rate
+    if options.search:
+        trials, epochs, rate = _search(options, args, train_set, val_set, collator)
+        args.num_train_epochs, args.learning_rate = epochs, rate
+        tokenizer, model = _load(options.base, options.lora)
+    trainer = Trainer(
+        model=model,
+        args=args,
+        train_dataset=train_set,
+        eval_dataset=val_set if has_val else None,
+        data_collator=collator,
+        callbacks=callbacks,
+    )
+    result = trainer.train()
+    final_eval = trainer.evaluate() if has_val else {}
+    report = TrainReport(
+        base=options.base,
+        output=str(options.output),
+        device="cuda" if cuda else "cpu",
+        processes=world_size(),
+        examples=example_counts or {},
+        train_examples=len(train_set),
+        validation_examples=len(val_set),
+        dropped_too_long=dropped + dropped_val,
+        hyperparameters={
+            "learning_rate": rate,
+            "epochs": epochs,
+            "batch_size": options.batch_size,
+            "max_steps": options.max_steps,
+            "lora": options.lora,
+            "seed": options.seed,
+            "validation_split": options.validation_split,
+        },
+        epochs=_per_epoch(trainer.state.log_history),
+        train_loss=round(float(result.training_loss), 4),
+        search_trials=trials,
+        kb_version=kb_version,
+    )
+    if "eval_loss" in final_eval:
+        report.validation_loss = round(float(final_eval["eval_loss"]), 4)
+        report.validation_perplexity = round(math.exp(min(final_eval["eval_loss"], 50)), 3)
+    report.seconds = round(time.perf_counter() - started, 1)
+    if trainer.is_world_process_zero():
+        _save(trainer.model, tokenizer, options, report)
+        shutil.rmtree(work, ignore_errors=True)
+    return report
+
+
+def _checkpointing(on: bool) -> dict[str, bool]:
+    """Recompute activations in the backward pass on a GPU (memory for speed); the argument was
+    renamed in transformers 5."""
+    import inspect
+
+    from transformers import TrainingArguments
+
+    known = inspect.signature(TrainingArguments.__init__).parameters
+    name = "activation_checkpointing" if "activation_checkpointing" in known else (
+        "gradient_checkpointing"
+    )
+    return {name: on}
+
+
+def _per_epoch(history: list[dict[str, Any]]) -> list[dict[str, float]]:
+    rows: dict[int, dict[str, float]] = {}
+    for entry in history:
+        if "epoch" not in entry:
+            continue
+        epoch = max(1, math.ceil(round(entry["epoch"], 4)))
+        row = rows.setdefault(epoch, {"epoch": epoch})
+        if "loss" in entry:
+            row["train_loss"] = round(float(entry["loss"]), 4)
+        if "eval_loss" in entry:
+            row["validation_loss"] = round(float(entry["eval_loss"]), 4)
+            row["validation_perplexity"] = round(math.exp(min(entry["eval_loss"], 50)), 3)
+    return [rows[k] for k in sorted(rows)]
+
+
+def _search(
+    options: TrainOptions, args: Any, train_set: _Chats, val_set: _Chats, collator: Collator
+) -> tuple[list[dict[str, Any]], float, float]:
+    """Optuna over learning rate and epochs, each trial scored by its best validation loss."""
+    from transformers import Trainer
+
+    low, high = (5e-5, 1e-3) if options.lora else (1e-5, 2e-4)
+    max_epochs = max(1, math.ceil(options.epochs))
+
+    studies: list[Any] = []
+
+    def space(trial: Any) -> dict[str, Any]:
+        studies[:] = [trial.study]
+        return {
+            "learning_rate": trial.suggest_float("learning_rate", low, high, log=True),
+            "num_train_epochs": trial.suggest_int("num_train_epochs", 1, max_epochs),
+        }
+
+    trials: list[dict[str, Any]] = []
+
+    def objective(metrics: dict[str, float]) -> float:
+        return metrics["eval_loss"]
+
+    search_args = args.__class__(**{**args.to_dict(), "load_best_model_at_end": False,
+                                    "save_strategy": "no"})
+    trainer = Trainer(
+        model_init=lambda trial=None: _load(options.base, options.lora)[1],
+        args=search_args,
+        train_dataset=train_set,
+        eval_dataset=val_set,
+        data_collator=collator,
+    )
+    best = trainer.hyperparameter_search(
+        direction="minimize",
+        backend="optuna",
+        hp_space=space,
+        n_trials=options.search,
+        compute_objective=objective,
+    )
+    for trial in studies[0].trials if studies else []:
+        if trial.value is not None:
+            trials.append({"params": trial.params, "validation_loss": round(trial.value, 4)})
+    if not trials:
+        trials.append({"params": best.hyperparameters, "validation_loss": best.objective})
+    return trials, float(best.hyperparameters["num_train_epochs"]), float(
+        best.hyperparameters["learning_rate"]
+    )
+
+
+def _save(model: Any, tokenizer: Any, options: TrainOptions, report: TrainReport) -> None:
+    if options.lora:
+        model = model.merge_and_unload()
+    out = options.output
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out, safe_serialization=True)
+    tokenizer.save_pretrained(out)
+    end = tokenizer.convert_tokens_to_ids("<|im_end|>")
+    if isinstance(end, int) and end != tokenizer.unk_token_id:
+        # Replies end with the chat template's end-of-turn token: stop there when serving.
+        model.generation_config.eos_token_id = end
+        model.generation_config.save_pretrained(out)
+    (out / "training_report.json").write_text(
+        json.dumps(report.to_dict(), indent=2) + "\n", encoding="utf-8"
+    )
+    (out / "README.md").write_text(model_card(report), encoding="utf-8")
+
+
+def model_card(report: TrainReport) -> str:
+    rows = "\n".join(
+        f"| {e['epoch']} | {e.get('train_loss', '')} | {e.get('validation_loss', '')} | "
+        f"{e.get('validation_perplexity', '')} |"
+        for e in report.epochs
+    )
+    counts = ", ".join(f"{v} {k}" for k, v in sorted(report.examples.items())) or "n/a"
+    hp = ", ".join(f"{k}={v}" for k, v in report.hyperparameters.items())
+    return f"""---
+base_model: {report.base}
+library_name: transformers
+tags: [support-chatbot, fine-tuned]
+---
+
+# Support Chatbot answer model
+
+Fine-tuned by `chatbot train` on {datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")} to answer
+customers from the passages the retriever finds, in the serving prompt layout.
+
+- Base model: `{report.base}`
+- Knowledge-base version: {report.kb_version}
+- Training data: {report.train_examples} training and {report.validation_examples} validation
+  examples ({counts}); {report.dropped_too_long} dropped as too long
+- Hyper-parameters: {hp}
+- Device: {report.device}, {report.processes} process(es); {report.seconds} s
+- Final validation loss: {report.validation_loss}; perplexity: {report.validation_perplexity}
+
+| epoch | train loss | validation loss | validation perplexity |
+|---|---|---|---|
+{rows}
+
+Serve it with `CHATBOT_MODEL={report.output} chatbot serve`.
+"""

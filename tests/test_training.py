@@ -1,0 +1,317 @@
+"""Fine-tuning the answer model: training data, the label mask, and real training runs.
+
+Mechanics (DDP, LoRA, search) run on a tiny Llama model built from a config with the bundled
+SmolLM2 tokenizer and chat template, so they take seconds; one test trains the real SmolLM2 for
+a few steps and serves the result.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from helpers import TINY_FAQ, assert_user_error, run_cli
+
+from chatbot.prompts import HANDOFF_REPLY
+from chatbot.training.data import (
+    DataOptions,
+    ExampleSet,
+    PromptShape,
+    build_examples,
+    read_conversations,
+)
+from chatbot.training.tokens import IGNORE, Collator, encode_chat
+
+
+@pytest.fixture(scope="module")
+def tokenizer() -> Any:
+    from chatbot.generation.local import load_tokenizer
+
+    return load_tokenizer("bundled")
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory, tokenizer: Any) -> Path:
+    """A real, randomly initialised 2-layer Llama saved with the bundled tokenizer."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        max_position_embeddings=4096,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
+    folder = tmp_path_factory.mktemp("tiny-llama")
+    LlamaForCausalLM(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+# --- the label mask ---------------------------------------------------------------------
+
+
+def test_loss_covers_the_assistant_reply_and_its_end_of_turn_only(tokenizer: Any) -> None:
+    messages = [
+        {"role": "system", "content": "You answer from passages.\n<passages>\n[a] A\nx\n</passages>"},
+        {"role": "user", "content": "When will I get my refund?"},
+        {"role": "assistant", "content": "Within 5 business days."},
+    ]
+    ids, labels = encode_chat(tokenizer, messages)
+    assert len(ids) == len(labels)
+    learned = [t for t in labels if t != IGNORE]
+    first = labels.index(learned[0])
+    assert all(t == IGNORE for t in labels[:first])
+    assert labels[first:] == ids[first:]
+    assert tokenizer.decode(learned) == "Within 5 business days.<|im_end|>\n"
+    # The masked part is exactly what serving feeds the model before it starts to reply.
+    prompt = tokenizer.apply_chat_template(messages[:-1], add_generation_prompt=True, tokenize=False)
+    assert tokenizer.decode(ids[:first]) == prompt
+
+
+def test_a_chat_must_end_with_the_assistant(tokenizer: Any) -> None:
+    with pytest.raises(ValueError, match="last message"):
+        encode_chat(tokenizer, [{"role": "user", "content": "hi"}])
+
+
+def test_collator_pads_without_learning_the_padding() -> None:
+    batch = Collator(pad_token_id=0)(
+        [{"input_ids": [5, 6, 7], "labels": [IGNORE, 6, 7]}, {"input_ids": [8], "labels": [8]}]
+    )
+    assert batch["input_ids"].tolist() == [[5, 6, 7], [8, 0, 0]]
+    assert batch["labels"].tolist() == [[IGNORE, 6, 7], [8, IGNORE, IGNORE]]
+    assert batch["attention_mask"].tolist() == [[1, 1, 1], [1, 0, 0]]
+
+
+# --- training examples ------------------------------------------------------------------
+
+
+def _shape(services: Any) -> PromptShape:
+    return PromptShape.from_settings(services.settings, services.chat.generator.count_tokens)
+
+
+def _examples(services: Any, **options: Any) -> ExampleSet:
+    version = services.retriever.index().version
+    return build_examples(
+        services.knowledge.published(version),
+        lambda q, k: services.retriever.search(q, k),
+        _shape(services),
+        DataOptions(**options),
+    )
+
+
+def test_training_prompts_are_the_prompts_serving_sends(make_services: Any) -> None:
+    services = make_services(fast_path_threshold=2.0)  # every answer goes through the model
+    examples = _examples(services, abstain_share=0, followup_share=0)
+    question = "When will I get my refund?"
+    cid = services.chat.start_conversation()
+    result = services.chat.send_message(cid, question)
+    assert result.decision == "answer"
+    served = services.chat.generator.prompts[-1]
+    trained = [ex for ex in examples.examples if ex.messages[-2]["content"] == question]
+    assert len(trained) == 1
+    assert trained[0].messages[:-1] == served
+    assert trained[0].messages[-1]["role"] == "assistant"
+
+
+def test_examples_cover_answers_abstentions_and_follow_ups(make_services: Any) -> None:
+    services = make_services()
+    examples = _examples(services, abstain_share=1.0, followup_share=1.0, seed=3)
+    counts = examples.counts()
+    assert counts["answer"] > 0 and counts["abstain"] > 0 and counts["followup"] > 0
+    entries = {e.id: e for e in services.knowledge.published() if e.kind == "faq"}
+    for ex in examples.examples:
+        system, target = ex.messages[0]["content"], ex.messages[-1]["content"]
+        if ex.kind in ("answer", "followup"):
+            assert target == entries[ex.group].answer
+            assert f"[{ex.group}]" in system  # the answer is in the passages shown
+        if ex.kind == "abstain":
+            assert target == HANDOFF_REPLY
+            assert f"[{ex.group}]" not in system  # ...and here it is not
+        if ex.kind == "followup":
+            assert [m["role"] for m in ex.messages] == [
+                "system", "user", "assistant", "user", "assistant"
+            ]
+
+
+def test_validation_split_keeps_each_entry_on_one_side(make_services: Any) -> None:
+    examples = _examples(make_services(), abstain_share=1.0)
+    train, val = examples.split(0.3, seed=1)
+    assert train and val
+    assert not {ex.group for ex in train} & {ex.group for ex in val}
+    assert len(train) + len(val) == len(examples.examples)
+    with pytest.raises(Exception, match="validation-split"):
+        examples.split(1.0, seed=1)
+
+
+def test_rated_up_replies_from_exported_conversations(tmp_path: Path, make_services: Any) -> None:
+    export = tmp_path / "conversations.jsonl"
+    rows = [
+        {"id": "c1", "messages": [
+            {"role": "user", "content": "hello"},
+            {"role": "assistant", "content": "Hi! How can I help?"},
+            {"role": "user", "content": "When will I get my refund?"},
+            {"role": "assistant", "content": "Within 5 business days.", "rating": "up"},
+            {"role": "user", "content": "thanks"},
+            {"role": "assistant", "content": "You're welcome!", "rating": "down"},
+        ]},
+    ]
+    export.write_text("\n".join(json.dumps(r) for r in rows) + "\n", encoding="utf-8")
+    exchanges = read_conversations(export)
+    assert len(exchanges) == 1
+    assert exchanges[0].question == "When will I get my refund?"
+    assert exchanges[0].history == (("user", "hello"), ("assistant", "Hi! How can I help?"))
+    services = make_services()
+    version = services.retriever.index().version
+    built = build_examples(
+        services.knowledge.published(version),
+        lambda q, k: services.retriever.search(q, k),
+        _shape(services),
+        DataOptions(abstain_share=0, followup_share=0),
+        exchanges,
+    )
+    chats = [ex for ex in built.examples if ex.kind == "conversation"]
+    assert len(chats) == 1
+    assert [m["content"] for m in chats[0].messages[1:]] == [
+        "hello", "Hi! How can I help?", "When will I get my refund?", "Within 5 business days."
+    ]
+
+    export.write_text('{"id": "c2"}\n', encoding="utf-8")
+    with pytest.raises(Exception, match=r"conversations.jsonl:1: .*'messages'"):
+        read_conversations(export)
+
+
+# --- training runs ----------------------------------------------------------------------
+
+
+def _import_tiny_kb(data: Path) -> None:
+    proc = run_cli("kb", "import", str(TINY_FAQ), data=data)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_bad_options_are_refused_before_any_work(data_dir: Path) -> None:
+    _import_tiny_kb(data_dir)
+    assert_user_error(
+        run_cli("train", "--validation-split", "1.5", "--output", "x", data=data_dir),
+        "--validation-split",
+    )
+    assert_user_error(
+        run_cli("train", "--search", "2", "--validation-split", "0", "--output", "x",
+                data=data_dir),
+        "--search",
+    )
+    assert_user_error(
+        run_cli("train", "--base", str(data_dir / "missing.gguf"), "--output", "x",
+                data=data_dir),
+        "missing.gguf",
+    )
+
+
+def test_lora_training_writes_a_merged_model_that_loads(data_dir: Path, tiny_model: Path,
+                                                        tmp_path: Path) -> None:
+    _import_tiny_kb(data_dir)
+    out = tmp_path / "tuned"
+    proc = run_cli(
+        "train", "--base", str(tiny_model), "--output", str(out), "--lora", "--epochs", "2",
+        "--batch-size", "4", "--validation-split", "0.3", "--json", data=data_dir,
+    )
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert report["hyperparameters"]["lora"] is True
+    assert [row["epoch"] for row in report["epochs"]] == [1, 2]
+    assert all("validation_loss" in row and "train_loss" in row for row in report["epochs"])
+    assert report["validation_perplexity"] > 1
+    assert not list(out.glob("adapter_*")), "LoRA adapters are merged into the weights"
+    assert not (out / ".checkpoints").exists()
+    card = (out / "README.md").read_text(encoding="utf-8")
+    assert f"base_model: {tiny_model}" in card and "Knowledge-base version: 1" in card
+    from chatbot.generation.local import LocalGenerator
+
+    lm = LocalGenerator(str(out))
+    assert lm.tokenizer.chat_template  # the chat template travels with the model
+
+
+def test_search_picks_hyper_parameters_by_validation_loss(data_dir: Path, tiny_model: Path,
+                                                          tmp_path: Path) -> None:
+    pytest.importorskip("optuna")
+    _import_tiny_kb(data_dir)
+    proc = run_cli(
+        "train", "--base", str(tiny_model), "--output", str(tmp_path / "searched"),
+        "--search", "2", "--epochs", "2", "--batch-size", "8", "--validation-split", "0.3",
+        "--json", data=data_dir,
+    )
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    trials = report["search_trials"]
+    assert len(trials) == 2
+    best = min(trials, key=lambda t: t["validation_loss"])
+    assert report["hyperparameters"]["learning_rate"] == pytest.approx(
+        best["params"]["learning_rate"]
+    )
+
+
+def test_two_cpu_processes_train_data_parallel(data_dir: Path, tiny_model: Path,
+                                               tmp_path: Path) -> None:
+    _import_tiny_kb(data_dir)
+    torchrun = shutil.which("torchrun", path=os.path.dirname(sys.executable))
+    assert torchrun, "torchrun comes with torch"
+    out = tmp_path / "ddp"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CHATBOT_")}
+    env.update(CHATBOT_DATA_DIR=str(data_dir), CHATBOT_DEMO_KB="false", OMP_NUM_THREADS="1")
+    proc = subprocess.run(
+        [torchrun, "--nproc_per_node=2", "--master_port=0", "-m", "chatbot", "train",
+         "--base", str(tiny_model), "--output", str(out), "--max-steps", "3",
+         "--batch-size", "2", "--validation-split", "0", "--json"],
+        capture_output=True, text=True, env=env, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    reports = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+    assert len(reports) == 1, "only the first process reports and saves"
+    assert reports[0]["processes"] == 2
+    assert (out / "model.safetensors").is_file()
+
+
+@pytest.mark.slow
+def test_a_few_real_steps_on_smollm2_give_a_model_that_serves(data_dir: Path,
+                                                              tmp_path: Path) -> None:
+    _import_tiny_kb(data_dir)
+    out = tmp_path / "smollm2-tuned"
+    proc = run_cli(
+        "train", "--output", str(out), "--max-steps", "2", "--batch-size", "2",
+        "--validation-split", "0.2", data=data_dir, timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "Saved to" in proc.stdout and "validation loss" in proc.stdout
+    config = json.loads((out / "config.json").read_text(encoding="utf-8"))
+    assert "quantization_config" not in config  # the GGUF base is saved as plain weights
+    served = _ask_with_model(out, data_dir)
+    assert served["decision"] == "answer"
+    assert served["sources"][0]["id"] == "refund-time"
+
+
+def _ask_with_model(model: Path, data: Path) -> dict[str, Any]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CHATBOT_")}
+    env.update(CHATBOT_DATA_DIR=str(data), CHATBOT_DEMO_KB="false", CHATBOT_MODEL=str(model),
+               CHATBOT_FAST_PATH_THRESHOLD="2")
+    proc = subprocess.run(
+        [str(Path(sys.executable).parent / "chatbot"), "ask", "When will I get my refund?",
+         "--json"],
+        capture_output=True, text=True, env=env, timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result["grounded"] is not None, "the tuned model generated the answer"
+    return result
+
