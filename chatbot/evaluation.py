@@ -3,22 +3,33 @@
 Metrics are those of CONTRACT.md. Ranks come from the sources of each reply (entries ranked
 best first); for a case whose decision is not an answer the ranking is still recorded, so
 recall@k measures retrieval and ``in_scope_accuracy`` measures the whole decision.
+
+Without ``retrieval_only`` every model of ``models`` answers every case in turn, on one import
+of the knowledge base (one database, one index), and each report gains ``generation``
+(``chatbot.eval_generation``). The fast path is off for those runs unless asked for: with it,
+every confident FAQ answer would skip the model and nothing would be measured.
 """
 
 from __future__ import annotations
 
+import gc
 import json
 import statistics
 import tempfile
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from chatbot.errors import InvalidInput
-from chatbot.generation import Generator
+from chatbot.generation import Generator, make_generator
 from chatbot.settings import Settings
+
+DEFAULT_MODEL = "default"  # --model default: the configured serving model
+NO_FAST_PATH = 2.0  # a fast-path threshold above any calibrated score
+
+LoadModel = Callable[[Settings, str], Generator]
 
 
 @dataclass(frozen=True)
@@ -100,18 +111,27 @@ def metrics(cases: Sequence[Case], results: Sequence[dict[str, Any]]) -> dict[st
         "overall_accuracy": (correct_in + correct_oos) / len(cases) if cases else None,
         "decisions": {k: decisions.get(k, 0) for k in ("answer", "clarify", "handoff")},
         "latency_ms": {
-            "p50": _percentile(latencies, 50),
-            "p95": _percentile(latencies, 95),
+            "p50": percentile(latencies, 50),
+            "p95": percentile(latencies, 95),
         },
     }
 
 
-def _percentile(values: Sequence[float], pct: float) -> float:
+def percentile(values: Sequence[float], pct: float) -> float:
     if not values:
         return 0.0
     if len(values) == 1:
         return round(values[0], 1)
     return round(statistics.quantiles(values, n=100, method="inclusive")[int(pct) - 1], 1)
+
+
+
+def load_model(settings: Settings, name: str) -> Generator:
+    """The generator for ``--model NAME``: ``default`` is the configured one; anything else is
+    a folder, GGUF file or hub id served by the configured backend."""
+    if name != DEFAULT_MODEL:
+        settings = settings.model_copy(update={"model": name, "openai_model": ""})
+    return make_generator(settings)
 
 
 def run_eval(
@@ -120,36 +140,91 @@ def run_eval(
     queries: Path,
     *,
     retrieval_only: bool = False,
-    generator: Generator | None = None,
+    models: Sequence[str] = (DEFAULT_MODEL,),
+    load: LoadModel = load_model,
+    fast_path: bool | None = None,
+    limit: int | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> dict[str, Any]:
+    """The report of CONTRACT.md; with several ``models``, ``{"models": {name: report}}``.
+
+    ``fast_path`` (default: off when generating) keeps or disables the serving fast path;
+    ``limit`` evaluates the first cases only.
+    """
+    from chatbot.eval_generation import (
+        RecordingGenerator,
+        ReferenceScorer,
+        generation_metrics,
+        reference_answers,
+    )
     from chatbot.service import build_services
     from knowledge.formats import read_files
 
-    cases = read_cases(queries)
+    cases = read_cases(queries)[:limit]
     records = read_files(kb_files)
+    names = list(dict.fromkeys(models)) or [DEFAULT_MODEL]
+    if fast_path is None:
+        fast_path = retrieval_only
+    reports: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory(prefix="chatbot-eval-") as tmp:
         # A throwaway data dir: the live database and index are never touched.
         data = Path(tmp)
-        local = settings.model_copy(
-            update={"data_dir": data, "database_url": f"sqlite:///{data / 'eval.db'}"}
-        )
-        services = build_services(
-            local,
-            generator=None if retrieval_only else generator,
-            load_generator=not retrieval_only,
-        )
-        services.knowledge.save(records, publish=True, note="eval")
-        services.retriever.index()
-        results = []
-        for case in cases:
-            cid = services.chat.start_conversation(history=case.history)
-            try:
-                result = services.chat.send_message(cid, case.query).to_dict()
-            except InvalidInput:  # e.g. an empty query: the bot refuses it, as it would live
-                result = {"decision": "handoff", "sources": [], "latency_ms": 0.0}
-            results.append(result)
-            if progress:
-                progress(1)
-        services.engine.dispose()
-    return metrics(cases, results)
+        update: dict[str, Any] = {"data_dir": data, "database_url": f"sqlite:///{data / 'eval.db'}"}
+        if not fast_path:
+            update["fast_path_threshold"] = NO_FAST_PATH
+        local = settings.model_copy(update=update)
+        services = build_services(local, load_generator=False)
+        try:
+            services.knowledge.save(records, publish=True, note="eval")
+            services.retriever.index()
+            if retrieval_only:
+                return metrics(cases, run_cases(services.chat, cases, progress=progress))
+            answers = reference_answers(records)
+            for name in names:
+                generator = RecordingGenerator(load(local, name))
+                chat = replace(services.chat, generator=generator)
+                scorer = ReferenceScorer.for_generator(chat, generator.inner)
+                results = run_cases(chat, cases, progress=progress, scorer=scorer, answers=answers)
+                report = metrics(cases, results)
+                report["generation"] = generation_metrics(
+                    cases, results, answers,
+                    scorer.totals() if scorer else None,
+                    fast_path=fast_path, model=generator.name,
+                )
+                reports[name] = report
+                del generator, chat, scorer
+                gc.collect()  # one model in memory at a time
+        finally:
+            services.engine.dispose()
+    return reports[names[0]] if len(names) == 1 else {"models": reports}
+
+
+def run_cases(
+    chat: Any,
+    cases: Sequence[Case],
+    *,
+    progress: Callable[[int], None] | None = None,
+    scorer: Any = None,
+    answers: dict[str, str] | None = None,
+) -> list[dict[str, Any]]:
+    """One fresh conversation per case (its history replayed), answered as it would be live.
+    With ``scorer``, the reference answer of each in-scope case is scored on the prompt the
+    model is given for that turn, before the turn is run."""
+    results = []
+    for case in cases:
+        cid = chat.start_conversation(history=case.history)
+        try:
+            if scorer is not None and answers and case.expected_id in answers:
+                scorer.score(cid, case.query, answers[case.expected_id])
+            turn = chat.send_message(cid, case.query)
+            result = {**turn.to_dict(), "fallback": turn.fallback, "model": turn.model}
+            take = getattr(chat.generator, "take", None)  # a RecordingGenerator's own words
+            if take is not None:
+                result["model_text"] = take()
+        except InvalidInput:  # e.g. an empty query: the bot refuses it, as it would live
+            result = {"decision": "handoff", "sources": [], "latency_ms": 0.0, "text": "",
+                      "grounded": None, "fallback": False, "model": None}
+        results.append(result)
+        if progress:
+            progress(1)
+    return results

@@ -274,7 +274,7 @@ def test_two_cpu_processes_train_data_parallel(data_dir: Path, tiny_model: Path,
         [torchrun, "--nproc_per_node=2", "--master_port=0", "-m", "chatbot", "train",
          "--base", str(tiny_model), "--output", str(out), "--max-steps", "3",
          "--batch-size", "2", "--validation-split", "0", "--json"],
-        capture_output=True, text=True, env=env, timeout=300,
+        capture_output=True, text=True, env=env, timeout=900,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     reports = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]

@@ -49,24 +49,59 @@ def db_upgrade() -> None:
 @click.option("--queries", required=True, type=click.Path(path_type=Path),
               help="JSONL cases: query, expected_id, history.")
 @click.option("--retrieval-only", is_flag=True, help="Everything except LM generation.")
+@click.option("--model", "models", multiple=True, metavar="M",
+              help="Answer model to evaluate (repeatable): 'default' (the configured one), a "
+              "folder, a GGUF file or a hub id. Several: one report per model, one KB import.")
+@click.option("--fast-path/--no-fast-path", default=None,
+              help="Keep the serving fast path (confident FAQ answers skip the model). "
+              "Default: off when generating, so every answer is the model's.")
+@click.option("--limit", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Evaluate the first N cases only.")
+@click.option("--report", "report_path", type=click.Path(path_type=Path, dir_okay=False),
+              help="Also write a report with a plot per metric (.md: Markdown, else HTML).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def eval_(kb_files: tuple[Path, ...], queries: Path, retrieval_only: bool, as_json: bool) -> None:
+def eval_(
+    kb_files: tuple[Path, ...],
+    queries: Path,
+    retrieval_only: bool,
+    models: tuple[str, ...],
+    fast_path: bool | None,
+    limit: int | None,
+    report_path: Path | None,
+    as_json: bool,
+) -> None:
     """Evaluate on a throwaway data dir (the live one is untouched)."""
+    import shlex
+    import sys
+
     from tqdm import tqdm
 
-    from chatbot.evaluation import read_cases, run_eval
+    from chatbot.eval_report import text_lines, write_report
+    from chatbot.evaluation import DEFAULT_MODEL, read_cases, run_eval
 
+    if retrieval_only and models:
+        raise click.UsageError("--model needs generation; drop --retrieval-only to compare models.")
+    names = list(dict.fromkeys(models)) or [DEFAULT_MODEL]
     quiet_libraries()
     settings = load_settings()
-    total = len(read_cases(queries))
+    total = len(read_cases(queries)[:limit]) * (1 if retrieval_only else len(names))
     with tqdm(total=total, desc="eval", unit="case", file=click.get_text_stream("stderr")) as bar:
         report = run_eval(
-            settings, list(kb_files), queries, retrieval_only=retrieval_only, progress=bar.update
+            settings,
+            list(kb_files),
+            queries,
+            retrieval_only=retrieval_only,
+            models=names,
+            fast_path=fast_path,
+            limit=limit,
+            progress=bar.update,
         )
+    if report_path is not None:
+        command = shlex.join(["chatbot", *sys.argv[1:]])
+        written = write_report(report_path, report, names[0], command)
+        click.echo(f"Report written to {written[0]}.", err=True)
     if as_json:
         emit_json(report)
         return
-    for key, value in report.items():
-        if isinstance(value, float):
-            value = f"{value:.3f}"
-        click.echo(f"{key:>18}: {value}")
+    for line in text_lines(report, names[0]):
+        click.echo(line)
