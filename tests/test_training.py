@@ -271,13 +271,13 @@ def test_two_cpu_processes_train_data_parallel(data_dir: Path, tiny_model: Path,
     env = {k: v for k, v in os.environ.items() if not k.startswith("CHATBOT_")}
     env.update(CHATBOT_DATA_DIR=str(data_dir), CHATBOT_DEMO_KB="false", OMP_NUM_THREADS="1")
     proc = subprocess.run(
-        [torchrun, "--nproc_per_node=2", "--master_port=0", "-m", "chatbot", "train",
+        [torchrun, "--standalone", "--nproc_per_node=2", "-m", "chatbot", "train",
          "--base", str(tiny_model), "--output", str(out), "--max-steps", "3",
          "--batch-size", "2", "--validation-split", "0", "--json"],
         capture_output=True, text=True, env=env, timeout=900,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    reports = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+    reports = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith('{"')]
     assert len(reports) == 1, "only the first process reports and saves"
     assert reports[0]["processes"] == 2
     assert (out / "model.safetensors").is_file()
