@@ -59,6 +59,7 @@ class Conversation:
     handoff_reason: str | None
     created_at: datetime
     updated_at: datetime
+    visitor_id: str | None = None  # the verified user id of a signed-in widget visitor
 
 
 @dataclass(frozen=True)
@@ -135,7 +136,8 @@ class ConversationStore:
             if row is None:
                 raise NotFound(f"There is no conversation '{conversation_id}'.")
             return Conversation(
-                row.id, row.status, row.handoff_reason, row.created_at, row.updated_at
+                row.id, row.status, row.handoff_reason, row.created_at, row.updated_at,
+                row.visitor_id,
             )
 
     def hand_off(self, conversation_id: str, *, reason: str) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 import unicodedata
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import closing
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,9 +30,11 @@ from chatbot.dialogue.decision import Decision, Thresholds, is_fast_path
 from chatbot.dialogue.manager import plan_turn
 from chatbot.errors import ChatbotError, InvalidInput
 from chatbot.generation import GenerationParams, Generator, make_generator
+from chatbot.identity import verify_identity
 from chatbot.prompts import select_passages, turn_messages
 from chatbot.settings import Settings
 from knowledge.embeddings import Embedder
+from knowledge.records import Entry
 from knowledge.retrieval import Hit, Retriever
 from knowledge.store import KnowledgeStore
 
@@ -136,13 +138,23 @@ class ChatService:
     thresholds: Thresholds
     params: GenerationParams
     embedder: Embedder = field(repr=False)
+    _examples: dict[int, list[str]] = field(default_factory=dict, init=False, repr=False)
 
     def start_conversation(
         self,
         conversation_id: str | None = None,
         history: list[Mapping[str, Any]] | None = None,
+        visitor: Mapping[str, Any] | None = None,
     ) -> str:
-        """Create a conversation, optionally with earlier turns replayed into it."""
+        """Create a conversation, optionally with earlier turns replayed into it.
+
+        ``visitor`` is a signed identity from the embedding site (``chatbot.identity``); it is
+        verified before anything is stored, and the conversation is linked to the verified
+        user id. A forged, expired or malformed one raises ``Forbidden`` / ``InvalidInput``.
+        """
+        visitor_id = None
+        if visitor is not None:
+            visitor_id = verify_identity(self.settings.widget_secret, visitor).user_id
         turns = []
         for i, turn in enumerate(history or []):
             if not isinstance(turn, Mapping) or turn.get("role") not in ("user", "assistant"):
@@ -158,7 +170,7 @@ class ChatService:
                     f"{self.settings.max_message_chars:,}."
                 )
             turns.append((turn["role"], content))
-        cid = self.conversations.create(conversation_id)
+        cid = self.conversations.create(conversation_id, visitor_id=visitor_id)
         for role, content in turns:
             self.conversations.add_message(cid, role=role, content=content)
         return cid
@@ -194,6 +206,28 @@ class ChatService:
             self.conversations.messages(conversation_id),
             self.conversations.feedback(conversation_id),
         )
+
+    def source_texts(self, ids: Iterable[str]) -> dict[str, str]:
+        """The text of each source id in the published knowledge base (answer or passage)."""
+        wanted = set(ids)
+        if not wanted:
+            return {}
+        return {item.id: item.text for item in self.retriever.index().items if item.id in wanted}
+
+    def example_questions(self, limit: int = 4) -> list[str]:
+        """Questions to suggest before the first message: for each of the largest topics (an
+        entry's first tag), its shortest question. Cached per knowledge-base version."""
+        version = self.retriever.store.current_version()
+        if version not in self._examples:
+            topics: dict[str, list[str]] = {}
+            for record in self.retriever.store.published(version):
+                if isinstance(record, Entry):
+                    topics.setdefault(record.tags[0] if record.tags else "", []).append(
+                        record.question
+                    )
+            biggest = sorted(topics.values(), key=len, reverse=True)
+            self._examples = {version: [min(qs, key=lambda q: (len(q), q)) for qs in biggest]}
+        return self._examples[version][:limit]
 
     def record_feedback(
         self, conversation_id: str, message_id: int, rating: str, comment: str | None = None

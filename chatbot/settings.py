@@ -32,6 +32,11 @@ class Settings(BaseSettings):
     demo_kb: bool = Field(
         True, description="Import the built-in demo shop knowledge base when the KB is empty."
     )
+    shop_name: str = Field(
+        "Northwind Outfitters",
+        max_length=80,
+        description="Shop name in the chat page's title (the demo shop's by default).",
+    )
     allowed_origins: str = Field(
         "", description="Comma-separated origins that may embed the widget (empty: any)."
     )

@@ -103,8 +103,7 @@ def test_the_script_is_valid_javascript():
 
 
 # The contract the conversation-create route follows for signed visitors (README, "Signed
-# visitor identity"). Strict: once the route verifies visitors, remove the marker.
-@pytest.mark.xfail(strict=True, reason="POST /api/v1/conversations does not verify 'visitor' yet")
+# visitor identity").
 def test_creating_a_conversation_verifies_the_signed_visitor(make_services):
     secret = "s3cret-for-tests"
     services = make_services(kb=False, widget_secret=secret)
@@ -127,3 +126,32 @@ def test_creating_a_conversation_verifies_the_signed_visitor(make_services):
         malformed = client.post("/api/v1/conversations", json={"visitor": {"user_id": 5}})
         assert malformed.status_code in (400, 422)
         assert client.post("/api/v1/conversations", json={}).status_code == 200
+
+
+def test_a_verified_visitors_conversations_are_linked_and_anonymous_ones_are_not(make_services):
+    secret = "s3cret-for-tests"
+    services = make_services(kb=False, widget_secret=secret)
+    signed = {"user_id": "auth0|42", "signature": sign_identity(secret, "auth0|42")}
+    with TestClient(create_app(services)) as client:
+        first = client.post("/api/v1/conversations", json={"visitor": signed}).json()["id"]
+        later = {"user_id": "auth0|42", "signature": sign_identity(secret, "auth0|42")}
+        second = client.post("/api/v1/conversations", json={"visitor": later}).json()["id"]
+        anonymous = client.post("/api/v1/conversations", json={}).json()["id"]
+    assert first != second
+    owner = {cid: services.chat.conversation(cid).conversation.visitor_id
+             for cid in (first, second, anonymous)}
+    assert owner == {first: "auth0|42", second: "auth0|42", anonymous: None}
+
+
+def test_a_visitor_is_refused_where_signing_is_off_and_nothing_is_stored(make_services):
+    services = make_services(kb=False)  # no CHATBOT_WIDGET_SECRET
+    visitor = {"user_id": "u-42", "signature": sign_identity("some-secret", "u-42")}
+    with TestClient(create_app(services)) as client:
+        refused = client.post(
+            "/api/v1/conversations",
+            json={"visitor": visitor, "history": [{"role": "user", "content": "hi"}]},
+        )
+    assert refused.status_code == 403
+    assert "CHATBOT_WIDGET_SECRET" in refused.json()["error"]
+    with services.engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM conversations")).scalar_one() == 0

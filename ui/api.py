@@ -46,6 +46,15 @@ class NewConversation(BaseModel):
     history: list[HistoryTurn] = Field(
         default_factory=list, max_length=200, description="Earlier turns, replayed in order."
     )
+    # A plain object, checked by chatbot.identity: a malformed one is a 400, a bad signature 403.
+    visitor: dict[str, Any] | None = Field(
+        None,
+        description="A signed-in visitor of the embedding site: {user_id, name?, email?, "
+        "signature: '<ts>.<hex>', ts?}, signed with CHATBOT_WIDGET_SECRET (README, 'Signed "
+        "visitor identity'). Verified visitors' conversations share their user id.",
+        examples=[{"user_id": "u-42", "name": "Ada Lovelace", "email": "ada@example.com",
+                   "signature": "1700000000." + "0" * 64}],
+    )
 
 
 class ConversationCreated(BaseModel):
@@ -157,9 +166,10 @@ def customer_api(chat: ChatService) -> APIRouter:
 
     @router.post("/conversations", response_model=ConversationCreated)
     def create_conversation(body: NewConversation | None = None) -> dict[str, Any]:
-        """Start a conversation, optionally with earlier turns replayed into it."""
+        """Start a conversation, optionally with earlier turns and a signed visitor identity."""
         history = [t.model_dump() for t in body.history] if body else []
-        return {"id": chat.start_conversation(history=history)}
+        visitor = body.visitor if body else None
+        return {"id": chat.start_conversation(history=history, visitor=visitor)}
 
     @router.post(
         "/conversations/{conversation_id}/messages",

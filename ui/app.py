@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import gradio as gr
 from fastapi import FastAPI
 
 from ui.api import customer_api
-from ui.chat_page import build_chat_page
+from ui.chat_page import mount_chat_page
 from ui.errors import install_error_handlers
 from ui.openai_api import openai_api
 from ui.origins import OriginGuard
@@ -30,5 +29,4 @@ def create_app(services: Services) -> FastAPI:
     app.include_router(customer_api(services.chat))
     app.include_router(openai_api(services.chat))
     app.add_middleware(OriginGuard, allowed=services.settings.origins)  # outermost: CORS first
-    page = build_chat_page(services.chat)
-    return gr.mount_gradio_app(app, page, path="/")
+    return mount_chat_page(app, services.chat)

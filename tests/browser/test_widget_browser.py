@@ -1,24 +1,16 @@
 """The widget in a real browser: the real app on one port, the sample host page on another.
 
-The app (``create_app`` over real services, scripted generator) runs under uvicorn in a thread
-on a free loopback port; ``docs/widget-host.html`` is served by ``http.server`` from a second
-port, so the widget is cross-origin exactly as on a customer's site. Chromium is the system
-one (Debian package ``chromium``), driven by Playwright.
-
-Screenshots go to each test's tmp dir, and also to ``$CHATBOT_SCREENSHOTS`` when it is set
-(``docs/widget.png`` is ``widget.png`` from such a run).
+``docs/widget-host.html`` is served by ``http.server`` from a second port, so the widget is
+cross-origin exactly as on a customer's site. The app server, Chromium and screenshots come
+from ``conftest.py`` (``docs/widget.png`` is ``widget.png`` from a run with
+``$CHATBOT_SCREENSHOTS`` set).
 """
 
 from __future__ import annotations
 
 import functools
 import http.server
-import json
-import os
-import shutil
-import socket
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,71 +18,14 @@ from typing import Any
 import httpx
 import pytest
 
-playwright_api = pytest.importorskip(
-    "playwright.sync_api", reason="Playwright is not installed (pip install -e '.[dev]')"
-)
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-if CHROMIUM is None:
-    pytest.skip(
-        "the system Chromium is not installed (apt-get install chromium)", allow_module_level=True
-    )
-
-import uvicorn  # noqa: E402
-
-from chatbot.demo import demo_files  # noqa: E402
-from chatbot.identity import sign_identity  # noqa: E402
-from knowledge.formats import read_files  # noqa: E402
-from ui.app import create_app  # noqa: E402
+from chatbot.demo import demo_files
+from chatbot.identity import sign_identity
+from knowledge.formats import read_files
 
 ROOT = Path(__file__).resolve().parents[2]
 HOST_PAGE = ROOT / "docs" / "widget-host.html"
 SNIPPET_BASE = "http://127.0.0.1:7860"
 WIDGET = "support-chat-widget"
-TIMEOUT_MS = 30_000
-# Read now: the suite's autouse fixture clears CHATBOT_* variables before each test.
-SCREENSHOTS = os.environ.get("CHATBOT_SCREENSHOTS")
-
-XSS_ANSWER = '<img src=x onerror="window.__xss=1"><script>window.__xss=2</script> Thanks!'
-XSS_ENTRY = {
-    "id": "xss-gift-box",
-    "question": "What is inside the mystery gift box?",
-    "answer": XSS_ANSWER,
-}
-
-
-# Servers.
-
-
-def free_socket() -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    return sock
-
-
-class AppServer:
-    """uvicorn in a thread, serving ``create_app(services)`` on a free loopback port."""
-
-    def __init__(self, services: Any) -> None:
-        self.sock = free_socket()
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-        config = uvicorn.Config(create_app(services), log_level="warning", lifespan="on")
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]})
-
-    def __enter__(self) -> AppServer:
-        self.thread.start()
-        deadline = time.monotonic() + 60
-        while not self.server.started:
-            assert self.thread.is_alive(), "the app server stopped while starting (see the log)"
-            assert time.monotonic() < deadline, "the app server did not start within 60 s"
-            time.sleep(0.05)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=30)
-        self.sock.close()
 
 
 class QuietHandler(http.server.SimpleHTTPRequestHandler):
@@ -121,37 +56,6 @@ def host_site(tmp_path: Path) -> Iterator[Any]:
     yield site
     httpd.shutdown()
     httpd.server_close()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with playwright_api.sync_playwright() as p:
-        chromium = p.chromium.launch(
-            executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"]
-        )
-        yield chromium
-        chromium.close()
-
-
-@pytest.fixture
-def page(browser: Any) -> Iterator[Any]:
-    """A fresh browser context; console output and page errors are printed if a test fails."""
-    context = browser.new_context(viewport={"width": 1100, "height": 760})
-    context.set_default_timeout(TIMEOUT_MS)
-    page = context.new_page()
-    page.console_lines = []
-    page.on("console", lambda m: page.console_lines.append(f"console.{m.type}: {m.text}"))
-    page.on("pageerror", lambda e: page.console_lines.append(f"pageerror: {e}"))
-    yield page
-    print("\n".join(page.console_lines))
-    context.close()
-
-
-def screenshot(page: Any, tmp_path: Path, name: str) -> None:
-    page.screenshot(path=str(tmp_path / name))
-    if SCREENSHOTS:
-        Path(SCREENSHOTS).mkdir(parents=True, exist_ok=True)
-        shutil.copy(tmp_path / name, Path(SCREENSHOTS) / name)
 
 
 # Helpers that speak the widget's visible interface (roles and labels).
@@ -191,19 +95,13 @@ def stored_conversation(page: Any) -> str | None:
     )
 
 
-def with_entries(records: list[Any], *entries: dict[str, Any]) -> list[Any]:
-    path = Path(os.environ["CHATBOT_DATA_DIR"]).parent / "extra.jsonl"
-    path.write_text("".join(json.dumps(e) + "\n" for e in entries), encoding="utf-8")
-    return [*records, *read_files([path])]
-
-
 # The tests.
 
 
 def test_the_widget_answers_with_sources_on_a_hostile_page(
-    page, host_site, make_services, tmp_path
+    page, host_site, serve, make_services, screenshot
 ):
-    with AppServer(make_services(records=read_files(demo_files()))) as app:
+    with serve(make_services(records=read_files(demo_files()))) as app:
         page.goto(host_site(app.url))
         launcher = widget(page).get_by_role("button", name="Open chat")
         launcher.wait_for(state="visible")
@@ -232,7 +130,7 @@ def test_the_widget_answers_with_sources_on_a_hostile_page(
         # ... and the widget's CSS does not leak out.
         shop_button = page.get_by_role("button", name="Add to basket").first
         assert shop_button.evaluate("el => getComputedStyle(el).backgroundColor") == "rgb(255, 0, 0)"
-        screenshot(page, tmp_path, "widget.png")
+        screenshot(page, "widget.png")
 
         # What the browser showed is what the server stored, rating included.
         cid = stored_conversation(page)
@@ -247,9 +145,9 @@ def test_the_widget_answers_with_sources_on_a_hostile_page(
 
 
 def test_a_reload_keeps_the_conversation_and_new_conversation_starts_over(
-    page, host_site, make_services
+    page, host_site, serve, make_services
 ):
-    with AppServer(make_services()) as app:
+    with serve(make_services()) as app:
         url = host_site(app.url)
         page.goto(url)
         open_chat(page)
@@ -281,26 +179,26 @@ def test_a_reload_keeps_the_conversation_and_new_conversation_starts_over(
 
 
 def test_an_answer_with_markup_shows_as_text_and_never_runs(
-    page, host_site, make_services, tiny_records
+    page, host_site, serve, make_services, tiny_records, with_entries, xss_entry
 ):
-    with AppServer(make_services(records=with_entries(tiny_records, XSS_ENTRY))) as app:
+    with serve(make_services(records=with_entries(tiny_records, xss_entry))) as app:
         page.goto(host_site(app.url))
         open_chat(page)
-        reply = ask(page, XSS_ENTRY["question"])
-        assert reply.locator(".body").inner_text() == XSS_ANSWER
+        reply = ask(page, xss_entry["question"])
+        assert reply.locator(".body").inner_text() == xss_entry["answer"]
         page.reload()  # the restored history takes another path into the page
         open_chat(page)
         bot_replies(page).first.locator(".src").wait_for()
-        assert bot_replies(page).first.locator(".body").inner_text() == XSS_ANSWER
+        assert bot_replies(page).first.locator(".body").inner_text() == xss_entry["answer"]
         page.wait_for_timeout(300)  # an image error handler would have fired by now
         assert page.evaluate("() => window.__xss") is None
         shadow = f"document.querySelector('{WIDGET}').shadowRoot"
         assert page.evaluate(f"() => {shadow}.querySelectorAll('img, script').length") == 0
 
 
-def test_a_site_that_is_not_allowed_is_told_so(page, host_site, make_services, tmp_path):
+def test_a_site_that_is_not_allowed_is_told_so(page, host_site, serve, make_services, screenshot):
     services = make_services(allowed_origins="https://shop.example.com")
-    with AppServer(services) as app:
+    with serve(services) as app:
         page.goto(host_site(app.url))
         open_chat(page)
         box = widget(page).get_by_role("textbox", name="Your message")
@@ -311,11 +209,11 @@ def test_a_site_that_is_not_allowed_is_told_so(page, host_site, make_services, t
         assert alert.inner_text() == "This site is not allowed to use the chat."
         assert bot_replies(page).count() == 0
         assert box.input_value() == "How long does delivery take?", "the text is kept to retry"
-        screenshot(page, tmp_path, "widget-refused.png")
+        screenshot(page, "widget-refused.png")
 
 
-def test_a_server_that_went_away_is_a_network_error(page, host_site, make_services):
-    with AppServer(make_services()) as app:
+def test_a_server_that_went_away_is_a_network_error(page, host_site, serve, make_services):
+    with serve(make_services()) as app:
         page.goto(host_site(app.url))
         open_chat(page)
     # The server stopped after the page loaded the widget.
@@ -330,8 +228,8 @@ def test_a_server_that_went_away_is_a_network_error(page, host_site, make_servic
     assert bot_replies(page).count() == 0
 
 
-def test_talk_to_a_person_and_keyboard_only_use(page, host_site, make_services):
-    with AppServer(make_services()) as app:
+def test_talk_to_a_person_and_keyboard_only_use(page, host_site, serve, make_services):
+    with serve(make_services()) as app:
         page.goto(host_site(app.url))
         page.keyboard.press("Tab")
         for _ in range(10):  # tab through the shop page until the launcher has focus
@@ -354,8 +252,10 @@ def test_talk_to_a_person_and_keyboard_only_use(page, host_site, make_services):
         assert httpx.get(f"{app.url}/api/v1/conversations/{cid}").json()["status"] == "waiting"
 
 
-def test_language_theme_position_and_phone_width(page, host_site, make_services, tmp_path):
-    with AppServer(make_services()) as app:
+def test_language_theme_position_and_phone_width(
+    page, host_site, serve, make_services, screenshot
+):
+    with serve(make_services()) as app:
         page.set_viewport_size({"width": 375, "height": 700})
         page.goto(host_site(app.url, lang="de", theme="dark", position="left", color="#ffcc00"))
         launcher = widget(page).get_by_role("button", name="Chat öffnen")
@@ -372,15 +272,17 @@ def test_language_theme_position_and_phone_width(page, host_site, make_services,
             "el => [getComputedStyle(el).backgroundColor, getComputedStyle(el).color]"
         )
         assert head == ["rgb(255, 204, 0)", "rgb(17, 17, 17)"], "dark text on a light accent"
-        screenshot(page, tmp_path, "widget-phone.png")
+        screenshot(page, "widget-phone.png")
         widget(page).get_by_role("button", name="Chat schließen").last.click()
         dialog.wait_for(state="hidden")
 
 
-def test_a_signed_in_visitor_is_sent_with_the_new_conversation(page, host_site, make_services):
+def test_a_signed_in_visitor_is_sent_with_the_new_conversation(
+    page, host_site, serve, make_services
+):
     secret = "s3cret-for-tests"
     signature = sign_identity(secret, "auth0|42", "Zoë Ångström", "zoe@example.com")
-    with AppServer(make_services(widget_secret=secret)) as app:
+    with serve(make_services(widget_secret=secret)) as app:
         bodies: list[Any] = []
         page.on(
             "request",
