@@ -1,29 +1,47 @@
-"""Retrieval latency: query embedding with the bundled model, and search at 10k/100k entries.
+"""Retrieval latency and recall: query embedding, then search at 10k/100k/1M entries.
 
 (a) query embedding: ``Embedder.embed_query`` with the real bundled all-MiniLM-L6-v2 on
     distinct queries (cache misses), p50/p95.
 (b) per size N (``--sizes``): a ``knowledge.index.SearchIndex`` over N synthetic FAQ entries
-    written from templates with random product names and codes (so BM25 has a real, growing
-    vocabulary). Embedding N texts on a small CPU takes too long, so the index vectors (one
-    per question variant, two variants per entry) and the lead vectors are random unit
-    vectors of the model's dimension put straight into a ``faiss.IndexFlatIP``; the queries
-    use real embeddings. Reported: index build time (FAISS add + SearchIndex construction,
-    i.e. BM25 tokenising and indexing; no embedding), ``index.signals`` + ``retrieval.rank``
-    p50/p95, and the full query (embed + signals + rank) p50/p95.
+    (two question variants each) written from templates with random product names and codes,
+    so BM25 has a real, growing vocabulary. Embedding 2N texts with the transformer takes
+    ~20 ms each on a small CPU, so the variant vectors are *static* embeddings: the mean of
+    the bundled model's own input token vectors over each text's WordPiece tokens (computed
+    for 2M texts in under a minute). They keep the structure that real text gives (entries
+    that share words lie close), which is what an approximate index depends on; random unit
+    vectors have none, and no approximate index gets near the exact one on them. Lead vectors
+    are random (only ~40 are read per query). The index is ``knowledge.index.vector_index``:
+    exact up to ``APPROXIMATE_ABOVE`` vectors, IVF above. Reported: the index type, build time
+    (vector index, then BM25), memory, recall@10 of the vector index against an exact scan
+    for (i) >= 200 perturbed stored variants (a word dropped, a typo, or a filler word added)
+    and (ii) customer-style queries (``queries_for``); ties at the 10th similarity count
+    as found, and the strict set overlap is printed beside it. Latency per customer-style
+    query: the real model embeds the text (timed), then ``signals`` + ``rank`` run on the
+    static vector of the same text (timed), in one iteration; full = the sum.
+(c) KB edit (``--edit-size``, default 10000 entries): the real ``KnowledgeStore`` and
+    ``Retriever`` on SQLite with the embedding cache filled with static vectors, so the
+    rebuild embeds only what changed, as in production after the first build. Reported: the
+    rebuild from the cache, and the time from publishing one edited entry to the first search
+    that returns it. A cold build embeds every text; its time is the transformer's measured
+    throughput times the text count plus the rebuild (``--cold-build`` runs it for real).
 
-Random index vectors make dense and keyword candidates disjoint, so each query also pays for
-exact similarities of its keyword-only candidates (``SearchIndex.signals``' slow path): the
-search figures are on the pessimistic side of a real knowledge base of the same size.
+It prints figures and never asserts them. ``--sizes 10000 100000`` (the default) takes a few
+minutes on 2 cores; 1000000 adds about ten (text generation, BM25 and IVF training).
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import random
+import re
+import shutil
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
-from _common import footer, header, p50_p95
+from _common import footer, header, load_line, p50_p95
 
 BRANDS = ["Northwind", "Fjellrev", "Alpina", "Trailhead", "Kestrel", "Boreal", "Summit",
           "Ridgeback", "Cascade", "Lynx", "Tundra", "Pinecrest"]
@@ -124,15 +142,257 @@ def random_unit(rng: np.random.Generator, n: int, dim: int) -> np.ndarray:
     return vecs
 
 
+WORD = re.compile(r"\w+|[^\w\s]")  # BERT's basic split for ASCII text (words, punctuation)
+
+
+class StaticVectors:
+    """Mean of the embedding model's input token vectors: text-shaped vectors at ~10 µs each."""
+
+    def __init__(self, embedder) -> None:
+        model = embedder._model
+        self.tokenizer = model.tokenizer
+        self.table = model[0].auto_model.get_input_embeddings().weight.detach().numpy()
+
+    def __call__(self, texts: list[str]) -> np.ndarray:
+        import scipy.sparse as sp
+
+        words: dict[str, int] = {}
+        rows = [[words.setdefault(w, len(words)) for w in WORD.findall(t.lower())] for t in texts]
+        pieces = self.tokenizer(list(words), add_special_tokens=False)["input_ids"]
+        word_vecs = np.asarray(_rows(sp, pieces, self.table.shape[0]) @ self.table, np.float32)
+        vecs = np.asarray(_rows(sp, rows, len(words)) @ word_vecs, dtype=np.float32)
+        vecs /= np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-9)
+        return vecs
+
+
+def _rows(sp, rows: list[list[int]], width: int):
+    """A sparse count matrix with one row per list of column ids."""
+    lengths = np.fromiter(map(len, rows), np.int64, len(rows))
+    cols = np.fromiter((c for r in rows for c in r), np.int64, int(lengths.sum()))
+    indptr = np.concatenate([[0], np.cumsum(lengths)])
+    return sp.csr_matrix((np.ones(len(cols), np.float32), cols, indptr), shape=(len(rows), width))
+
+
+def perturbed(texts: list[str], count: int, seed: int) -> list[str]:
+    """Stored texts with one word dropped, a typo (a letter dropped), or a word added; each
+    changes the tokens, so no query equals a stored vector (word order alone would not)."""
+    rng = random.Random(seed)
+    out = []
+    for _ in range(count):
+        words = rng.choice(texts).split()
+        op = rng.randrange(3)
+        long = [i for i, w in enumerate(words) if len(w) > 3]
+        if op == 0 and len(words) > 3:
+            del words[rng.randrange(len(words))]
+        elif op == 1 and long:
+            i = rng.choice(long)
+            cut = rng.randrange(len(words[i]))
+            words[i] = words[i][:cut] + words[i][cut + 1 :]
+        else:
+            words.insert(rng.randrange(len(words) + 1), rng.choice(["please", "hi", "urgent"]))
+        out.append(" ".join(words))
+    return out
+
+
+def exact_top(queries: np.ndarray, vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Exact top-k inner products (brute force in chunks): (similarities, ids), best first."""
+    best_s = np.full((len(queries), k), -np.inf, np.float32)
+    best_i = np.zeros((len(queries), k), np.int64)
+    for start in range(0, len(vectors), 100_000):
+        sims = queries @ vectors[start : start + 100_000].T
+        top = np.argpartition(-sims, k - 1, axis=1)[:, :k]
+        s = np.concatenate([best_s, np.take_along_axis(sims, top, 1)], axis=1)
+        i = np.concatenate([best_i, top + start], axis=1)
+        keep = np.argsort(-s, axis=1, kind="stable")[:, :k]
+        best_s, best_i = np.take_along_axis(s, keep, 1), np.take_along_axis(i, keep, 1)
+    return best_s, best_i
+
+
+def recall_at(index, queries: np.ndarray, exact: tuple[np.ndarray, np.ndarray], k: int = 10):
+    """(recall@k with ties at the k-th similarity counted as found, strict id overlap)."""
+    sims, ids = index.search(queries, k)
+    exact_s, exact_i = exact
+    tied = np.minimum(k, (sims >= exact_s[:, -1:] - 1e-5).sum(1)) / k
+    strict = [len(set(a) & set(b)) / k for a, b in zip(ids, exact_i, strict=True)]
+    return float(np.mean(tied)), float(np.mean(strict))
+
+
+def index_mb(index) -> float:
+    import faiss
+
+    ivf = faiss.try_extract_index_ivf(index)
+    per = index.d * 4 + (16 if ivf is not None else 0)  # IVF: id + direct-map entry
+    extra = ivf.nlist * index.d * 4 if ivf is not None else 0
+    return (index.ntotal * per + extra) / 2**20
+
+
+def rss_mb() -> float:
+    import psutil
+
+    return psutil.Process().memory_info().rss / 2**20
+
+
+def measure_size(n: int, args, embedder, static: StaticVectors) -> None:
+    import faiss
+
+    from knowledge.index import Item, SearchIndex, describe, keyword_text, vector_index
+
+    threads = faiss.omp_get_max_threads()
+    from knowledge.retrieval import rank
+
+    print(f"\n(b) SearchIndex with {n:,} synthetic entries", flush=True)
+    t0 = time.perf_counter()
+    entries = synthetic_entries(n, args.seed + n)
+    items = [Item(eid, "faq", vs[0], answer, eid) for eid, vs, answer, *_ in entries]
+    variants = [vs for _eid, vs, *_ in entries]
+    variant_item = np.array([i for i, vs in enumerate(variants) for _ in vs], dtype=np.int64)
+    keyword_texts = [keyword_text(it, vs) for it, vs in zip(items, variants, strict=True)]
+    flat_texts = [v for vs in variants for v in vs]
+    t1 = time.perf_counter()
+    vectors = static(flat_texts)
+    leads = random_unit(np.random.default_rng(args.seed + n), n, embedder.dim)
+    print(f"    text generated in {t1 - t0:.1f} s; {len(vectors):,} static variant vectors "
+          f"(mean input-token vectors, not the transformer) in {time.perf_counter() - t1:.1f} s; "
+          "lead vectors random")
+
+    customer = queries_for(entries, args.queries + 5, args.seed + n + 7)
+    changed = perturbed(flat_texts, args.queries, args.seed + n + 9)
+    q_changed, q_customer = static(changed), static(customer[5:])
+    exact = {"perturbed stored variants": exact_top(q_changed, vectors, 10),
+             "customer-style queries": exact_top(q_customer, vectors, 10)}
+    exact_ms = []
+    faiss.omp_set_num_threads(1)  # as SearchIndex.signals searches (knowledge.index.search_one)
+    for q in q_customer[:30]:
+        t0 = time.perf_counter()
+        faiss.knn(q[None, :], vectors, 64, metric=faiss.METRIC_INNER_PRODUCT)
+        exact_ms.append((time.perf_counter() - t0) * 1000)
+    faiss.omp_set_num_threads(threads)
+
+    rss0 = rss_mb()
+    t0 = time.perf_counter()
+    vector_side = vector_index(vectors, embedder.dim)
+    t_vec = time.perf_counter() - t0
+    del vectors, flat_texts
+    gc.collect()
+    t0 = time.perf_counter()
+    index = SearchIndex(
+        version=1, model=embedder.name, items=items, variant_item=variant_item,
+        vectors=vector_side, leads=leads, keyword_texts=keyword_texts,
+    )
+    t_init = time.perf_counter() - t0
+    kind = describe(vector_side)
+    print(f"    vector index: {kind} over {vector_side.ntotal:,} vectors")
+    print(f"    build (no embedding): {t_vec + t_init:.1f} s = vector index {t_vec:.1f} s "
+          f"+ SearchIndex() (BM25 tokenise/index) {t_init:.1f} s")
+    print(f"    memory: vector index ~{index_mb(vector_side):,.0f} MB, leads "
+          f"{leads.nbytes / 2**20:,.0f} MB; process RSS {rss_mb():,.0f} MB "
+          f"(+{rss_mb() - rss0:,.0f} MB for the index and BM25)")
+    for name, truth in exact.items():
+        queries = q_changed if name.startswith("perturbed") else q_customer
+        tied, strict = recall_at(vector_side, queries, truth)
+        print(f"    recall@10 vs exact, {len(queries)} {name}: {tied:.4f} (strict overlap "
+              f"{strict:.4f})" + ("  [exact index]" if kind == "flat" else ""))
+    print(f"    exact scan for comparison (one thread, depth 64): {p50_p95(exact_ms)}")
+
+    for q, v in zip(customer[:5], static(customer[:5]), strict=True):  # warm-up
+        embedder.embed_query(q)
+        rank(index, index.signals(v, q, args.k), args.k)
+    embedder._queries.clear()
+    embed_part, search_ms, full_ms = [], [], []
+    for q, v in zip(customer[5:], q_customer, strict=True):
+        t0 = time.perf_counter()
+        embedder.embed_query(q)
+        t1 = time.perf_counter()
+        rank(index, index.signals(v, q, args.k), args.k)
+        t2 = time.perf_counter()
+        embed_part.append((t1 - t0) * 1000)
+        search_ms.append((t2 - t1) * 1000)
+        full_ms.append((t2 - t0) * 1000)
+    print(f"    signals + rank:            {p50_p95(search_ms)}")
+    print(f"    full query (embed+search): {p50_p95(full_ms)}")
+    print(f"      (embedding part:         {p50_p95(embed_part)})")
+    print(f"    load now: {load_line()}", flush=True)
+
+
+def measure_edit(n: int, args, embedder, static: StaticVectors) -> None:
+    from chatbot.db import make_engine, upgrade
+    from knowledge.embeddings import Embedder, text_hash
+    from knowledge.index import items_from_records
+    from knowledge.models import EmbeddingRow
+    from knowledge.records import Entry
+    from knowledge.retrieval import Retriever
+    from knowledge.store import KnowledgeStore
+
+    print(f"\n(c) KB edit with {n:,} entries (SQLite store, embedding cache)", flush=True)
+    folder = Path(tempfile.mkdtemp(prefix="retrieval-bench-"))
+    engine = make_engine(f"sqlite:///{folder / 'chatbot.db'}")
+    upgrade(engine)
+    store = KnowledgeStore(engine)
+    records = [Entry(eid, vs[0], answer, tuple(vs[1:]))
+               for eid, vs, answer, *_ in synthetic_entries(n, args.seed + 3)]
+    t0 = time.perf_counter()
+    store.save(records, publish=True)
+    print(f"    {n:,} entries saved and published in {time.perf_counter() - t0:.1f} s")
+    cached = Embedder(engine=engine)
+    cached._model = embedder._model  # one loaded model
+    _items, variants, leads = items_from_records(records)
+    texts = list(dict.fromkeys([v for vs in variants for v in vs] + leads))
+    with cached._sessions.begin() as session:
+        session.add_all(
+            EmbeddingRow(model=cached.name, content_hash=text_hash(t), vector=v.tobytes())
+            for t, v in zip(texts, static(texts), strict=True)
+        )
+    retriever = Retriever(store, cached, folder / "index")
+    t0 = time.perf_counter()
+    retriever.rebuild()
+    warm = time.perf_counter() - t0
+    print(f"    rebuild with every text in the embedding cache: {warm:.2f} s "
+          f"({len(texts):,} texts)")
+
+    sample = texts[:512]
+    t0 = time.perf_counter()
+    embedder.embed_documents(sample)
+    rate = len(sample) / (time.perf_counter() - t0)
+    print(f"    transformer throughput: {rate:.0f} texts/s -> cold build estimate "
+          f"{len(texts) / rate + warm:.0f} s (embedding {len(texts) / rate:.0f} s)")
+    if args.cold_build:
+        cold = Embedder()
+        cold._model = embedder._model
+        retriever_cold = Retriever(store, cold, folder / "index-cold")
+        t0 = time.perf_counter()
+        retriever_cold.rebuild(show_progress=True)
+        print(f"    cold build, measured: {time.perf_counter() - t0:.1f} s")
+
+    for round_ in range(args.edits):
+        edited = Entry(f"edit-{round_}", f"Do you ship the Zorblax {round_} lantern to Iceland?",
+                       "Yes: the Zorblax lantern ships to Iceland within five days.")
+        t0 = time.perf_counter()
+        store.save([edited], publish=True)
+        t1 = time.perf_counter()
+        hits = retriever.search(f"zorblax {round_} lantern shipping to iceland", k=3)
+        t2 = time.perf_counter()
+        found = bool(hits) and hits[0].id == edited.id
+        print(f"    edit {round_ + 1}: publish {(t1 - t0) * 1000:.0f} ms, then first search "
+              f"{(t2 - t1) * 1000:.0f} ms (rebuild included) -> searchable after "
+              f"{(t2 - t0):.2f} s; top hit is the edit: {found}")
+    engine.dispose()
+    shutil.rmtree(folder, ignore_errors=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
-        "--sizes", type=int, nargs="+", default=[10000, 100000],
-        help="knowledge-base sizes in entries (default 10000 100000)",
+        "--sizes", type=int, nargs="*", default=[10000, 100000],
+        help="knowledge-base sizes in entries (default 10000 100000; 1000000 adds ~10 min)",
     )
     parser.add_argument("--queries", type=int, default=200, help="queries per measurement")
     parser.add_argument("--k", type=int, default=5, help="hits per query (default 5)")
     parser.add_argument("--threads", type=int, default=2, help="torch.set_num_threads")
+    parser.add_argument("--edit-size", type=int, default=10000,
+                        help="entries for the KB-edit measurement (0: skip it)")
+    parser.add_argument("--edits", type=int, default=3, help="single-entry edits to time")
+    parser.add_argument("--cold-build", action="store_true",
+                        help="also build the --edit-size index embedding every text (slow)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
 
@@ -144,77 +404,32 @@ def main(argv: list[str] | None = None) -> int:
     print(f"faiss {faiss.__version__}, omp threads {faiss.omp_get_max_threads()}")
 
     from knowledge.embeddings import Embedder
-    from knowledge.index import Item, SearchIndex, keyword_text
-    from knowledge.retrieval import rank
+    from knowledge.index import APPROXIMATE_ABOVE
 
     t0 = time.perf_counter()
     embedder = Embedder("bundled")
     print(f"embedder: {embedder.name} (dim {embedder.dim}) loaded in "
-          f"{time.perf_counter() - t0:.1f} s")
+          f"{time.perf_counter() - t0:.1f} s; approximate index above {APPROXIMATE_ABOVE:,} "
+          "vectors")
+    static = StaticVectors(embedder)
 
     # (a) query embedding ----------------------------------------------------------------
     probe = synthetic_entries(2000, args.seed + 1)
     queries = queries_for(probe, args.queries + 10, args.seed + 2)
     for q in queries[:10]:  # warm-up
         embedder.embed_query(q)
-    queries = queries[10:]
     embed_ms = []
-    for q in queries:
+    for q in queries[10:]:
         t0 = time.perf_counter()
         embedder.embed_query(q)
         embed_ms.append((time.perf_counter() - t0) * 1000)
     print(f"\n(a) query embedding (embed_query, cache misses): {p50_p95(embed_ms)}")
 
-    # (b) search at each size --------------------------------------------------------------
-    nprng = np.random.default_rng(args.seed)
     for n in args.sizes:
-        print(f"\n(b) SearchIndex with {n:,} synthetic entries", flush=True)
-        t0 = time.perf_counter()
-        entries = synthetic_entries(n, args.seed + n)
-        items = [Item(eid, "faq", vs[0], answer, eid) for eid, vs, answer, *_ in entries]
-        variants = [vs for _eid, vs, *_ in entries]
-        variant_item = np.array([i for i, vs in enumerate(variants) for _ in vs], dtype=np.int64)
-        keyword_texts = [keyword_text(it, vs) for it, vs in zip(items, variants, strict=True)]
-        vectors = random_unit(nprng, len(variant_item), embedder.dim)
-        leads = random_unit(nprng, n, embedder.dim)
-        print(f"    synthetic text + random vectors generated in {time.perf_counter() - t0:.1f} s "
-              f"({len(variant_item):,} variant vectors)")
-        t0 = time.perf_counter()
-        flat = faiss.IndexFlatIP(embedder.dim)
-        flat.add(vectors)
-        t_faiss = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        index = SearchIndex(
-            version=1, model=embedder.name, items=items, variant_item=variant_item,
-            vectors=flat, leads=leads, keyword_texts=keyword_texts,
-        )
-        t_init = time.perf_counter() - t0
-        vocab = len(index._bm25.vocab_dict) if index._bm25 is not None else 0
-        print(f"    build (no embedding): {t_faiss + t_init:.1f} s = FAISS add {t_faiss:.2f} s "
-              f"+ SearchIndex() (BM25 tokenise/index, vocabulary {vocab:,}) {t_init:.1f} s")
-        del vectors
-
-        # Each query: embed (distinct, uncached, as Retriever.search does), then signals +
-        # rank; both parts timed in the same iteration so load spikes hit them alike.
-        size_queries = queries_for(entries, args.queries + 5, args.seed + n + 7)
-        for q in size_queries[:5]:  # warm-up
-            v = embedder.embed_query(q)
-            rank(index, index.signals(v, q, args.k), args.k)
-        embedder._queries.clear()
-        embed_part, search_ms, full_ms = [], [], []
-        for q in size_queries[5:]:
-            t0 = time.perf_counter()
-            v = embedder.embed_query(q)
-            t1 = time.perf_counter()
-            rank(index, index.signals(v, q, args.k), args.k)
-            t2 = time.perf_counter()
-            embed_part.append((t1 - t0) * 1000)
-            search_ms.append((t2 - t1) * 1000)
-            full_ms.append((t2 - t0) * 1000)
-        print(f"    signals + rank:            {p50_p95(search_ms)}")
-        print(f"    full query (embed+search): {p50_p95(full_ms)}")
-        print(f"      (embedding part:         {p50_p95(embed_part)})")
-        del index, flat, leads, entries, items, variants, keyword_texts
+        measure_size(n, args, embedder, static)
+        gc.collect()
+    if args.edit_size:
+        measure_edit(args.edit_size, args, embedder, static)
     footer()
     return 0
 

@@ -8,16 +8,23 @@ Three signals per retrievable item (an FAQ entry or a document passage):
 - ``keyword``: BM25 (bm25s, stemmed, English stop words) over question, paraphrases and
   answer, which catches product codes and rare words that embeddings blur.
 
+The dense side is an exact scan (``IndexFlatIP``) up to ``APPROXIMATE_ABOVE`` vectors and an
+inverted-file index (``IndexIVFFlat``: k-means lists, ``nprobe`` of them scanned per query) above
+it, where a scan of every vector costs tens of milliseconds; ``bench/retrieval_latency.py``
+measures its recall@10 against the exact scan.
+
 The index is saved under ``<data dir>/index`` stamped with the KB version and embedding model;
-a stale stamp means rebuild, and the embedding cache makes a rebuild embed only changed text.
+a stale stamp means rebuild. A rebuild takes the vectors (and BM25 tokens) of unchanged items
+from the index it replaces, and the embedding cache makes it embed only changed text.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import bm25s
@@ -25,7 +32,7 @@ import faiss
 import numpy as np
 
 from knowledge.chunking import split_document
-from knowledge.embeddings import Embedder
+from knowledge.embeddings import Embedder, text_hash
 from knowledge.records import Document, Entry, Record
 
 try:  # stemming helps BM25 ("refunds" ~ "refund"); optional for lean installs
@@ -35,7 +42,71 @@ try:  # stemming helps BM25 ("refunds" ~ "refund"); optional for lean installs
 except ImportError:  # pragma: no cover
     _STEMMER = None
 
-FORMAT = 1
+FORMAT = 2  # 2: the vector index may be IVF; items carry content keys (item_key)
+
+# Vectors (one per question, paraphrase and passage) up to which the dense side is an exact scan:
+# 50k x 384 floats take a few milliseconds, and small knowledge bases keep exact results. Above
+# it an IVF index scans 2/sqrt(lists) of the vectors: at 200k vectors 6%, 2.5 ms instead of 50
+# (bench/retrieval_latency.py, which also measures its recall@10 against the exact scan).
+APPROXIMATE_ABOVE = 50_000
+IVF_TRAIN_PER_LIST = 40  # k-means sample per list (FAISS asks for at least 39)
+IVF_MAX_LISTS = 4096  # k-means over more lists takes minutes on a small CPU
+KEEP_TOKENS_UP_TO = 50_000  # items whose BM25 tokens stay in memory for the next build
+
+
+def ivf_lists(n: int) -> int:
+    """Inverted lists for ``n`` vectors: the power of two nearest 3*sqrt(n) (1024 at 200k)."""
+    return int(min(IVF_MAX_LISTS, 2 ** round(math.log2(max(3.0 * math.sqrt(n), 16.0)))))
+
+
+def ivf_probes(lists: int) -> int:
+    """Lists scanned per query, 2*sqrt(lists): 64 of 1024, 128 of 4096.
+
+    With these, recall@10 against the exact scan stayed >= 0.99 on customer-style queries at
+    200k and 2M vectors (bench/retrieval_latency.py); fewer lists per probe lost recall first.
+    """
+    return min(lists, max(8, round(2.0 * math.sqrt(lists))))
+
+
+def vector_index(
+    vectors: np.ndarray, dim: int, *, like: faiss.Index | None = None, seed: int = 0
+) -> faiss.Index:
+    """An exact inner-product index, or an IVF one above ``APPROXIMATE_ABOVE`` vectors.
+
+    The IVF index keeps a direct map, so ``reconstruct`` works as on the flat index. With
+    ``like`` (the index this one replaces, holding mostly the same vectors), an IVF index with
+    the same number of lists takes its centroids instead of running k-means again.
+    """
+    n = len(vectors)
+    if n <= APPROXIMATE_ABOVE:
+        flat = faiss.IndexFlatIP(dim)
+        if n:
+            flat.add(vectors)
+        return flat
+    lists = min(ivf_lists(n), n)
+    quantizer = faiss.IndexFlatIP(dim)
+    ivf = faiss.IndexIVFFlat(quantizer, dim, lists, faiss.METRIC_INNER_PRODUCT)
+    ivf.cp.spherical = True  # centroids on the unit sphere, like the vectors
+    ivf.cp.niter = 10
+    ivf.cp.seed = seed
+    old = faiss.try_extract_index_ivf(like) if like is not None else None
+    if old is not None and old.nlist == lists and old.d == dim:
+        quantizer.add(old.quantizer.reconstruct_n(0, lists))
+        ivf.is_trained = True
+    else:
+        rng = np.random.default_rng(seed)
+        sample = rng.choice(n, min(n, IVF_TRAIN_PER_LIST * lists), replace=False)
+        ivf.train(vectors[np.sort(sample)])
+    ivf.add(vectors)
+    ivf.make_direct_map()
+    ivf.nprobe = ivf_probes(lists)
+    return ivf
+
+
+def describe(index: faiss.Index) -> str:
+    """"flat" or "ivf<lists>,nprobe=<n>", for logs and benchmarks."""
+    ivf = faiss.try_extract_index_ivf(index)
+    return "flat" if ivf is None else f"ivf{ivf.nlist},nprobe={ivf.nprobe}"
 
 
 @dataclass(frozen=True)
@@ -70,6 +141,11 @@ def keyword_text(item: Item, variants: list[str]) -> str:
     return " ".join([*variants, item.text]) if item.kind == "faq" else variants[0]
 
 
+def item_key(variants: list[str], lead: str) -> str:
+    """What an item's vectors depend on: its variant texts and its lead text."""
+    return text_hash(json.dumps([variants, lead], ensure_ascii=False))
+
+
 def first_sentence(text: str) -> str:
     return re.split(r"(?<=[.!?])\s+", text.strip(), maxsplit=1)[0]
 
@@ -98,6 +174,26 @@ def code_tokens(text: str) -> set[str]:
     return {m.lower() for m in _CODE.findall(text) if len(m) >= 3 and any(c.isalpha() for c in m)}
 
 
+def search_one(index: faiss.Index, query_vec: np.ndarray, depth: int) -> tuple[np.ndarray, ...]:
+    """Search one query on one OpenMP thread (this thread's setting only, restored after).
+
+    Splitting one query's scan over both cores of a small, busy machine made it 3-5x slower
+    (20k vectors: 4 ms on one thread, 13-24 ms on two), and an IVF probe is sequential anyway.
+    """
+    threads = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    try:
+        return index.search(query_vec.reshape(1, -1).astype(np.float32), depth)
+    finally:
+        faiss.omp_set_num_threads(threads)
+
+
+def quotes_codes(text: str, codes: set[str]) -> bool:
+    """Whether every code token occurs in ``text`` (a substring test first: it is cheaper)."""
+    lower = text.lower()
+    return all(c in lower for c in codes) and codes <= code_tokens(text)
+
+
 class SearchIndex:
     def __init__(
         self,
@@ -109,6 +205,8 @@ class SearchIndex:
         vectors: faiss.Index,
         leads: np.ndarray,
         keyword_texts: list[str],
+        keys: list[str] | None = None,
+        tokens: list[list[str]] | None = None,
     ) -> None:
         self.version = version
         self.model = model
@@ -117,11 +215,17 @@ class SearchIndex:
         self.vectors = vectors
         self.leads = leads
         self.keyword_texts = keyword_texts
+        self.keys = keys  # per item, a hash of its variant and lead texts (item_key)
+        # The variants of item i are vector ids _by_item[_bounds[i]:_bounds[i + 1]].
+        self._by_item = np.argsort(variant_item, kind="stable")
+        self._bounds = np.searchsorted(variant_item[self._by_item], np.arange(len(items) + 1))
         self._bm25: bm25s.BM25 | None = None
-        corpus = tokenize(keyword_texts) if keyword_texts else []
+        corpus = tokens if tokens is not None else tokenize(keyword_texts) if keyword_texts else []
         if any(corpus):
             self._bm25 = bm25s.BM25()
             self._bm25.index(corpus, show_progress=False)
+        # Kept for the next build, which then tokenises only changed items (~0.4 KB an item).
+        self._tokens = corpus if len(items) <= KEEP_TOKENS_UP_TO else None
 
     @classmethod
     def build(
@@ -131,25 +235,72 @@ class SearchIndex:
         *,
         version: int,
         show_progress: bool = False,
+        previous: SearchIndex | None = None,
     ) -> SearchIndex:
+        """Embed and index ``records``; items unchanged since ``previous`` reuse its vectors.
+
+        An edit then embeds (or reads from the embedding cache) only the items it changed, and
+        an IVF index of about the same size keeps its trained lists.
+        """
         items, variants, leads = items_from_records(records)
+        keys = [item_key(vs, lead) for vs, lead in zip(variants, leads, strict=True)]
         flat = [v for vs in variants for v in vs]
         variant_item = np.array(
             [i for i, vs in enumerate(variants) for _ in vs], dtype=np.int64
         )
-        vecs = embedder.embed_documents(flat + leads, show_progress=show_progress)
-        index = faiss.IndexFlatIP(embedder.dim)
-        if flat:
-            index.add(vecs[: len(flat)])
+        reuse = previous._reusable(keys, embedder) if previous is not None else {}
+        fresh = [i for i in range(len(items)) if i not in reuse]
+        vecs = embedder.embed_documents(
+            [v for i in fresh for v in variants[i]] + [leads[i] for i in fresh],
+            show_progress=show_progress,
+        )
+        variant_vecs = np.empty((len(flat), embedder.dim), dtype=np.float32)
+        lead_vecs = np.empty((len(items), embedder.dim), dtype=np.float32)
+        starts = np.concatenate([[0], np.cumsum([len(vs) for vs in variants])]).astype(np.int64)
+        fresh_rows = [r for i in fresh for r in range(starts[i], starts[i + 1])]
+        variant_vecs[fresh_rows] = vecs[: len(fresh_rows)]
+        lead_vecs[fresh] = vecs[len(fresh_rows) :]
+        if reuse and previous is not None:
+            new, old = list(reuse), list(reuse.values())
+            rows = [r for i in new for r in range(starts[i], starts[i + 1])]
+            variant_vecs[rows] = previous.vectors.reconstruct_batch(previous._variants_of(old))
+            lead_vecs[new] = previous.leads[old]
+        like = previous.vectors if previous is not None and len(reuse) >= 0.9 * len(items) else None
+        texts = [keyword_text(it, vs) for it, vs in zip(items, variants, strict=True)]
         return cls(
             version=version,
             model=embedder.name,
             items=items,
             variant_item=variant_item,
-            vectors=index,
-            leads=vecs[len(flat) :],
-            keyword_texts=[keyword_text(it, vs) for it, vs in zip(items, variants, strict=True)],
+            vectors=vector_index(variant_vecs, embedder.dim, like=like),
+            leads=lead_vecs,
+            keyword_texts=texts,
+            keys=keys,
+            tokens=previous._tokens_for(texts, reuse) if previous is not None else None,
         )
+
+    def _reusable(self, keys: list[str], embedder: Embedder) -> dict[int, int]:
+        """New item position -> position here, for items whose texts are unchanged."""
+        if self.keys is None or self.model != embedder.name or self.vectors.d != embedder.dim:
+            return {}
+        here = {key: i for i, key in enumerate(self.keys)}
+        return {i: here[key] for i, key in enumerate(keys) if key in here}
+
+    def _tokens_for(self, texts: list[str], reuse: dict[int, int]) -> list[list[str]] | None:
+        """BM25 tokens of ``texts``: kept ones for unchanged items, the rest tokenised now."""
+        if self._tokens is None:
+            return None
+        old = self._tokens
+        kept = {i: j for i, j in reuse.items() if self.keyword_texts[j] == texts[i]}
+        todo = [i for i in range(len(texts)) if i not in kept]
+        fresh = dict(zip(todo, tokenize([texts[i] for i in todo]) if todo else [], strict=True))
+        return [old[kept[i]] if i in kept else fresh[i] for i in range(len(texts))]
+
+    def _variants_of(self, items: Sequence[int]) -> np.ndarray:
+        """Vector ids of the variants of ``items``, item by item, in stored order."""
+        if not len(items):
+            return np.zeros(0, dtype=np.int64)
+        return np.concatenate([self._by_item[self._bounds[i] : self._bounds[i + 1]] for i in items])
 
     # --- persistence ------------------------------------------------------------------
 
@@ -166,8 +317,9 @@ class SearchIndex:
             "format": FORMAT,
             "version": self.version,
             "model": self.model,
-            "items": [asdict(i) for i in self.items],
+            "items": [vars(i) for i in self.items],  # asdict is 10x slower
             "keyword_texts": self.keyword_texts,
+            "keys": self.keys,
         }
         # The stamp is written last: a crash mid-save leaves an old stamp, so a rebuild follows.
         tmp_meta = folder / "meta.json.tmp"
@@ -196,6 +348,7 @@ class SearchIndex:
             vectors=faiss.read_index(str(folder / "index.faiss")),
             leads=np.load(folder / "leads.npy"),
             keyword_texts=meta["keyword_texts"],
+            keys=meta.get("keys"),
         )
 
     # --- search -----------------------------------------------------------------------
@@ -208,7 +361,7 @@ class SearchIndex:
         depth = min(n_vec, max(64, k * 8))
         dense: dict[int, float] = {}
         if n_vec:
-            scores, ids = self.vectors.search(query_vec.reshape(1, -1).astype(np.float32), depth)
+            scores, ids = search_one(self.vectors, query_vec, depth)
             for score, vid in zip(scores[0], ids[0], strict=True):
                 if vid < 0:
                     continue
@@ -219,13 +372,11 @@ class SearchIndex:
         candidates = set(sorted(dense, key=dense.__getitem__, reverse=True)[: k * 4]) | set(
             keyword
         )
-        missing = [c for c in candidates if c not in dense]
+        missing = sorted(c for c in candidates if c not in dense)
         if missing:
             # Keyword-only candidates still need their exact best-variant similarity.
-            mask = np.isin(self.variant_item, missing)
-            vids = np.nonzero(mask)[0]
-            vecs = np.vstack([self.vectors.reconstruct(int(v)) for v in vids])
-            sims = vecs @ query_vec
+            vids = np.sort(self._variants_of(missing))
+            sims = self.vectors.reconstruct_batch(vids) @ query_vec
             for vid, sim in zip(vids, sims, strict=True):
                 item = int(self.variant_item[vid])
                 dense[item] = max(dense.get(item, -1.0), float(sim))
@@ -238,17 +389,21 @@ class SearchIndex:
                 dense=dense[i],
                 lead=float(lead[j]),
                 keyword=keyword.get(i, 0.0),
-                code=float(bool(codes) and codes <= code_tokens(self.keyword_texts[i])),
+                code=float(bool(codes) and quotes_codes(self.keyword_texts[i], codes)),
             )
             for j, i in enumerate(order)
         ]
 
     def _keyword(self, query_text: str, k: int) -> dict[int, float]:
+        """The ``k`` best BM25 scores above zero, selected among the matching documents only
+        (a selection over every document's score took ~10 ms at 1M documents)."""
         if self._bm25 is None:
             return {}
         tokens = tokenize([query_text])[0]
         if not tokens:
             return {}
-        k = min(k, len(self.items))
-        docs, scores = self._bm25.retrieve([tokens], k=k, show_progress=False)
-        return {int(d): float(s) for d, s in zip(docs[0], scores[0], strict=True) if s > 0}
+        scores = self._bm25.get_scores(tokens)
+        found = np.flatnonzero(scores > 0)
+        if len(found) > k:
+            found = found[np.argpartition(-scores[found], k - 1)[:k]]
+        return {int(d): float(scores[d]) for d in found}

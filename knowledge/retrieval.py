@@ -135,6 +135,7 @@ class Retriever:
         index = SearchIndex.build(
             self.store.published(version), self.embedder, version=version,
             show_progress=show_progress,
+            previous=self._index,  # unchanged items keep their vectors: an edit embeds itself
         )
         index.save(self.folder)
         return index

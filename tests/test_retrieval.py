@@ -164,3 +164,10 @@ def test_damaged_index_is_rebuilt(kb):
     (kb.folder / "index.faiss").write_bytes(b"not an index")
     fresh = Retriever(kb.store, kb.embedder, kb.folder)
     assert fresh.search("I forgot my password")[0].id == "reset-password"
+
+
+def test_a_small_knowledge_base_keeps_the_exact_flat_index(shared_kb):
+    """The approximate index starts far above this size (tests/test_ann_index.py)."""
+    from knowledge.index import describe
+
+    assert describe(shared_kb.retriever.index().vectors) == "flat"
