@@ -99,7 +99,12 @@ def train(
             f"{len(train_set)} for training, {len(val_set)} for validation."
         )
     report = run_training(
-        options, train_set, val_set, example_counts=examples.counts(), kb_version=version
+        options,
+        train_set,
+        val_set,
+        tokenizer=tokenizer,
+        example_counts=examples.counts(),
+        kb_version=version,
     )
     if not is_main_process():
         return

@@ -74,18 +74,21 @@ def load_tokenizer(model: str) -> Any:
         raise _failed(model, exc) from exc
 
 
-def load_pretrained(model: str, *, dtype: Any = None) -> tuple[Any, Any]:
-    """(tokenizer, causal LM) for a CHATBOT_MODEL value; a GGUF file is dequantized."""
+def load_model(model: str, *, dtype: Any = None) -> Any:
+    """The causal LM for a CHATBOT_MODEL value; a GGUF file is dequantized."""
     from transformers import AutoModelForCausalLM
 
-    tokenizer = load_tokenizer(model)
     source, gguf_file = resolve_model(model)
     kwargs: dict[str, Any] = {"gguf_file": gguf_file} if gguf_file else {}
     try:
-        lm = AutoModelForCausalLM.from_pretrained(source, dtype=dtype or "auto", **kwargs)
+        return AutoModelForCausalLM.from_pretrained(source, dtype=dtype or "auto", **kwargs)
     except Exception as exc:
         raise _failed(model, exc) from exc
-    return tokenizer, lm
+
+
+def load_pretrained(model: str, *, dtype: Any = None) -> tuple[Any, Any]:
+    """(tokenizer, causal LM) for a CHATBOT_MODEL value."""
+    return load_tokenizer(model), load_model(model, dtype=dtype)
 
 
 class LocalGenerator:

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from chatbot.errors import InvalidInput
-from chatbot.generation.local import load_pretrained
+from chatbot.generation.local import load_model, load_tokenizer
 from chatbot.training.data import Example
 from chatbot.training.tokens import Collator, encode_chat
 
@@ -143,15 +143,20 @@ def _drop_gguf_marks(model: Any) -> None:
     del model.config.quantization_config
 
 
-def _load(base: str, lora: bool) -> tuple[Any, Any]:
-    import torch
-
-    tokenizer, model = load_pretrained(base, dtype=torch.float32)
-    _drop_gguf_marks(model)
+def prepare_tokenizer(tokenizer: Any) -> Any:
+    """A chat template for base models without one, and a pad token for batching."""
     if tokenizer.chat_template is None:
         tokenizer.chat_template = CHATML_TEMPLATE
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def _load_model(base: str, lora: bool) -> Any:
+    import torch
+
+    model = load_model(base, dtype=torch.float32)
+    _drop_gguf_marks(model)
     if lora:
         from peft import LoraConfig, get_peft_model
 
@@ -161,7 +166,7 @@ def _load(base: str, lora: bool) -> tuple[Any, Any]:
             r=16, lora_alpha=32, lora_dropout=0.05, target_modules=targets, task_type="CAUSAL_LM"
         )
         model = get_peft_model(model, config)
-    return tokenizer, model
+    return model
 
 
 def train(
@@ -169,6 +174,7 @@ def train(
     train_examples: Sequence[Example],
     validation_examples: Sequence[Example],
     *,
+    tokenizer: Any = None,
     example_counts: dict[str, int] | None = None,
     kb_version: int | None = None,
 ) -> TrainReport:
@@ -183,7 +189,7 @@ def train(
         raise InvalidInput("No training examples: the knowledge base gave none to train on.")
     started = time.perf_counter()
     cuda = torch.cuda.is_available()
-    tokenizer, model = _load(options.base, options.lora)
+    tokenizer = prepare_tokenizer(tokenizer or load_tokenizer(options.base))
     train_set, dropped = _encode(tokenizer, train_examples, options.max_length)
     val_set, dropped_val = _encode(tokenizer, validation_examples, options.max_length)
     has_val = len(val_set) > 0
@@ -223,9 +229,8 @@ def train(
     if options.search:
         trials, epochs, rate = _search(options, args, train_set, val_set, collator)
         args.num_train_epochs, args.learning_rate = epochs, rate
-        tokenizer, model = _load(options.base, options.lora)
     trainer = Trainer(
-        model=model,
+        model=_load_model(options.base, options.lora),
         args=args,
         train_dataset=train_set,
         eval_dataset=val_set if has_val else None,
@@ -322,7 +327,7 @@ def _search(
     search_args = args.__class__(**{**args.to_dict(), "load_best_model_at_end": False,
                                     "save_strategy": "no"})
     trainer = Trainer(
-        model_init=lambda trial=None: _load(options.base, options.lora)[1],
+        model_init=lambda trial=None: _load_model(options.base, options.lora),
         args=search_args,
         train_dataset=train_set,
         eval_dataset=val_set,
