@@ -4,6 +4,16 @@ The server holds the conversation: every client sends a conversation id and new 
 history is read from here. ``add_message`` commits before it returns, so a customer's message
 is durable before any model work starts. Feedback rates one assistant message of the same
 conversation; rating a message again replaces the earlier rating.
+
+Message roles: ``user`` (the customer), ``assistant`` (the bot), ``agent`` (a person from the
+support team; ``meta["agent_name"]`` is the name the customer sees) and ``notice`` (a line the
+customer sees about the conversation itself: a person joined, left or closed it; never shown
+to the language model and never rated).
+
+Status: ``bot`` -> ``waiting`` (for a person; ``waiting_since`` and ``handoff_reason`` set) ->
+``agent`` (``assigned_agent`` has it; the bot is silent) -> ``bot`` again or ``closed``. The
+staff transitions are conditional updates (``_update_if``), so two agents claiming at the same
+moment cannot both win.
 """
 
 from __future__ import annotations
@@ -14,14 +24,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import sessionmaker
 
-from chatbot.errors import InvalidInput, NotFound
+from chatbot.errors import Conflict, InvalidInput, NotFound
 from chatbot.models import ConversationRow, FeedbackRow, MessageRow, utcnow
 
-ROLES = ("user", "assistant", "agent")
+ROLES = ("user", "assistant", "agent", "notice")
+STATUSES = ("bot", "waiting", "agent", "closed")
 _ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 
 
@@ -49,6 +60,7 @@ class Message:
             "model": self.model,
             "latency_ms": self.latency_ms,
             "grounded": self.grounded,
+            **({"agent_name": self.meta["agent_name"]} if "agent_name" in self.meta else {}),
         }
 
 
@@ -60,6 +72,8 @@ class Conversation:
     created_at: datetime
     updated_at: datetime
     visitor_id: str | None = None  # the verified user id of a signed-in widget visitor
+    waiting_since: datetime | None = None  # when it last started waiting for a person
+    assigned_agent: str | None = None  # the staff email of the agent who has it (or had it)
 
 
 @dataclass(frozen=True)
@@ -77,6 +91,13 @@ class Feedback:
             "comment": self.comment,
             "created_at": self.created_at.isoformat(),
         }
+
+
+def _conversation(row: ConversationRow) -> Conversation:
+    return Conversation(
+        row.id, row.status, row.handoff_reason, row.created_at, row.updated_at, row.visitor_id,
+        row.waiting_since, row.assigned_agent,
+    )
 
 
 def _feedback(row: FeedbackRow) -> Feedback:
@@ -135,20 +156,92 @@ class ConversationStore:
             row = session.get(ConversationRow, conversation_id)
             if row is None:
                 raise NotFound(f"There is no conversation '{conversation_id}'.")
-            return Conversation(
-                row.id, row.status, row.handoff_reason, row.created_at, row.updated_at,
-                row.visitor_id,
-            )
+            return _conversation(row)
 
-    def hand_off(self, conversation_id: str, *, reason: str) -> None:
-        """The conversation waits for a person; ``reason`` says why (see ``models``)."""
+    def hand_off(self, conversation_id: str, *, reason: str) -> bool:
+        """The conversation waits for a person; ``reason`` says why (see ``models``).
+
+        True when it starts waiting now (``waiting_since`` is set); False when it already
+        waits (its first reason and time are kept) or a person already has it.
+        """
+        started = self._update_if(
+            conversation_id,
+            status=("bot", "closed"),
+            values={"status": "waiting", "handoff_reason": reason, "waiting_since": utcnow(),
+                    "assigned_agent": None},
+        )
+        if not started:
+            # Rows from before reasons were recorded wait without one: give them this one.
+            self._update_if(
+                conversation_id, status=("waiting",), reason_missing=True,
+                values={"handoff_reason": reason},
+            )
+            self.status(conversation_id)  # NotFound for an unknown conversation
+        return started
+
+    def claim(self, conversation_id: str, *, agent: str) -> bool:
+        """``agent`` (a staff email) takes the conversation: True when they take it now, False
+        when they already had it; Conflict when another agent has it."""
+        if self._update_if(
+            conversation_id, status=("bot", "waiting", "closed"),
+            values={"status": "agent", "assigned_agent": agent},
+        ):
+            return True
+        current = self.get(conversation_id)
+        if current.status == "agent" and current.assigned_agent == agent:
+            return False
+        raise Conflict(
+            f"{current.assigned_agent or 'Another agent'} already has conversation "
+            f"'{conversation_id}'; they can hand it back, or an admin can release it."
+        )
+
+    def move(
+        self,
+        conversation_id: str,
+        *,
+        to: str,
+        status: tuple[str, ...],
+        agent: str | None = None,
+    ) -> bool:
+        """Set the status to ``to`` if it is one of ``status`` (and, given ``agent``, that agent
+        has it). Going back to the bot drops the assigned agent; closing keeps the name."""
+        values: dict[str, Any] = {"status": to}
+        if to == "bot":
+            values["assigned_agent"] = None
+        return self._update_if(conversation_id, status=status, agent=agent, values=values)
+
+    def in_statuses(self, statuses: tuple[str, ...]) -> list[Conversation]:
+        """Conversations with one of ``statuses``, longest waiting first."""
+        with self._sessions() as session:
+            rows = session.scalars(
+                select(ConversationRow)
+                .where(ConversationRow.status.in_(statuses))
+                .order_by(ConversationRow.waiting_since.is_(None), ConversationRow.waiting_since,
+                          ConversationRow.updated_at)
+            )
+            return [_conversation(r) for r in rows]
+
+    def _update_if(
+        self,
+        conversation_id: str,
+        *,
+        status: tuple[str, ...],
+        values: dict[str, Any],
+        agent: str | None = None,
+        reason_missing: bool = False,
+    ) -> bool:
+        """One conditional UPDATE: True if the conversation was in ``status`` (and held by
+        ``agent``) and is now changed. Atomic, so concurrent transitions cannot both win."""
+        query = update(ConversationRow).where(
+            ConversationRow.id == conversation_id, ConversationRow.status.in_(status)
+        )
+        if agent is not None:
+            query = query.where(ConversationRow.assigned_agent == agent)
+        if reason_missing:
+            query = query.where(ConversationRow.handoff_reason.is_(None))
         with self._sessions.begin() as session:
-            row = session.get(ConversationRow, conversation_id)
-            if row is None:
-                raise NotFound(f"There is no conversation '{conversation_id}'.")
-            row.status = "waiting"
-            row.handoff_reason = reason
-            row.updated_at = utcnow()
+            result = session.execute(query.values(**values, updated_at=utcnow()))
+            return bool(result.rowcount)
 
     def set_status(self, conversation_id: str, status: str) -> None:
         with self._sessions.begin() as session:

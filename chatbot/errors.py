@@ -8,6 +8,7 @@ from knowledge.errors import (
     ModelUnavailable,
     NotFound,
     RateLimited,
+    Unauthorized,
 )
 
 __all__ = [
@@ -18,4 +19,5 @@ __all__ = [
     "ModelUnavailable",
     "NotFound",
     "RateLimited",
+    "Unauthorized",
 ]

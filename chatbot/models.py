@@ -10,12 +10,32 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Integer, String, Text
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from knowledge.models import utcnow
 
-__all__ = ["Base", "ConversationRow", "FeedbackRow", "MessageRow", "utcnow"]
+__all__ = [
+    "AuditRow",
+    "Base",
+    "ConversationRow",
+    "FeedbackRow",
+    "MessageRow",
+    "StaffSessionRow",
+    "StaffTokenRow",
+    "StaffUserRow",
+    "UnansweredResolutionRow",
+    "utcnow",
+]
 
 
 class Base(DeclarativeBase):
@@ -31,6 +51,10 @@ class ConversationRow(Base):
     # Why the conversation was last handed to a person: customer_request | no_answer |
     # low_confidence | repeated_clarification (the handoff reasons of chatbot.dialogue.decision).
     handoff_reason: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    # Set when the conversation starts waiting for a person; kept after it is claimed.
+    waiting_since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # The staff email of the agent who has claimed the conversation (status "agent").
+    assigned_agent: Mapped[str | None] = mapped_column(String(200), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
@@ -68,3 +92,74 @@ class FeedbackRow(Base):
     rating: Mapped[str] = mapped_column(String(10))  # up | down
     comment: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+
+
+class StaffUserRow(Base):
+    """A staff account. Only an argon2 hash of the password is stored; there is no default user."""
+
+    __tablename__ = "staff_users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)  # stored lower-case
+    role: Mapped[str] = mapped_column(String(20))  # admin | editor | agent
+    password_hash: Mapped[str] = mapped_column(String(200))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    last_login_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class StaffTokenRow(Base):
+    """A staff API bearer token; only its SHA-256 is stored (the token is shown once)."""
+
+    __tablename__ = "staff_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("staff_users.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(16))  # shown in lists, to tell tokens apart
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class StaffSessionRow(Base):
+    """A signed-in console session; the cookie holds a random secret whose SHA-256 is the key."""
+
+    __tablename__ = "staff_sessions"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("staff_users.id", ondelete="CASCADE"), index=True)
+    csrf: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
+class AuditRow(Base):
+    """Who changed what and when (knowledge base, handoffs, accounts)."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    actor: Mapped[str] = mapped_column(String(254))
+    action: Mapped[str] = mapped_column(String(60), index=True)  # e.g. entry.update, kb.publish
+    target: Mapped[str] = mapped_column(String(300), default="")
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class UnansweredResolutionRow(Base):
+    """A customer question the bot could not answer, dealt with by an editor.
+
+    ``action``: entry (a new entry was made from it), paraphrase (added to ``entry_id``) or
+    dismissed. Resolved questions leave the unanswered list.
+    """
+
+    __tablename__ = "unanswered_resolutions"
+
+    message_id: Mapped[int] = mapped_column(
+        ForeignKey("messages.id", ondelete="CASCADE"), primary_key=True
+    )
+    action: Mapped[str] = mapped_column(String(20))
+    entry_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    author: Mapped[str] = mapped_column(String(254))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

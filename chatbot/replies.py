@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 from knowledge.retrieval import Hit
@@ -28,7 +29,28 @@ HANDOFF = {
         "I'm having trouble finding the right answer, so I'm passing this conversation to a "
         "colleague from our support team, who will reply here."
     ),
+    "negative_feedback": (
+        "Sorry that didn't help. A colleague from our support team will look at this "
+        "conversation and reply here."
+    ),
 }
+
+# Notices: what the customer sees when a person joins, leaves or closes the conversation.
+AGENT_JOINED = "{name} from our support team has joined the conversation."
+AGENT_LEFT = "{name} has handed this conversation back to our assistant. Ask me anything."
+RETURNED = "Our support team has handed this conversation back to our assistant. Ask me anything."
+CLOSED = "{name} has closed this conversation. Write again any time if you need anything else."
+# The answer to a customer's message while a person has the conversation (the bot is silent;
+# this text is returned to API clients and not stored).
+PASSED_ON = "{name} from our support team has your message and will reply here."
+
+
+def agent_name(email: str | None) -> str:
+    """The name the customer sees for a staff member: the first part of their email address,
+    capitalised ("sam.lee@shop.example" -> "Sam"); the full address is never shown."""
+    local = (email or "").partition("@")[0]
+    first = re.split(r"[._+\-]", local, maxsplit=1)[0]
+    return first[:1].upper() + first[1:].lower() if first else "A colleague"
 
 
 def clarify_text(candidates: Sequence[Hit], reason: str) -> str:

@@ -3,6 +3,13 @@
 ``build_services(settings)`` builds everything (database, stores, models) once; nothing heavy
 happens at import. A turn (``ChatService.stream_message``) stores the customer's message
 first, then plans the turn, then produces and stores the reply.
+
+While a person has the conversation (status ``agent``) the bot is silent: the customer's
+message is stored and the turn ends at once with decision ``handoff``, an unstored note
+("Sam ... has your message") and no ``message_id``; nothing is retrieved or generated. A
+closed conversation the customer writes to again goes back to the bot. Every move to
+``waiting`` (the bot's decision, the customer's request, a thumbs-down) fires the handoff
+webhook (``chatbot.staff.webhook``) from a background thread.
 """
 
 from __future__ import annotations
@@ -33,6 +40,7 @@ from chatbot.generation import GenerationParams, Generator, make_generator
 from chatbot.identity import verify_identity
 from chatbot.prompts import select_passages, turn_messages
 from chatbot.settings import Settings
+from chatbot.staff.webhook import HandoffWebhook, announce_waiting, webhook_from
 from knowledge.embeddings import Embedder
 from knowledge.records import Entry
 from knowledge.retrieval import Hit, Retriever
@@ -138,6 +146,7 @@ class ChatService:
     thresholds: Thresholds
     params: GenerationParams
     embedder: Embedder = field(repr=False)
+    webhook: HandoffWebhook | None = field(default=None, repr=False)
     _examples: dict[int, list[str]] = field(default_factory=dict, init=False, repr=False)
 
     def start_conversation(
@@ -241,19 +250,29 @@ class ChatService:
             raise InvalidInput(
                 f"The comment is {len(comment):,} characters; the limit is {MAX_COMMENT_CHARS:,}."
             )
-        return self.conversations.set_feedback(
+        stored = self.conversations.set_feedback(
             conversation_id, message_id=message_id, rating=rating, comment=comment
         )
+        # A thumbs-down asks for a person: the conversation goes to the staff inbox.
+        if rating == "down" and self.conversations.hand_off(
+            conversation_id, reason="negative_feedback"
+        ):
+            self.conversations.add_message(
+                conversation_id,
+                role="assistant",
+                content=replies.HANDOFF["negative_feedback"],
+                decision="handoff",
+                meta={"reason": "negative_feedback", "rated_message_id": message_id},
+            )
+            announce_waiting(self.webhook, self.conversations, conversation_id)
+        return stored
 
     def request_handoff(self, conversation_id: str) -> HandoffResult:
         """The customer asks for a person: the conversation waits for one (or has one already)."""
         check_conversation_id(conversation_id)
+        started = self.conversations.hand_off(conversation_id, reason="customer_request")
         status = self.conversations.status(conversation_id)
-        if status == "agent":
-            text = AGENT_PRESENT
-        else:
-            text, status = replies.HANDOFF["customer_request"], "waiting"
-            self.conversations.hand_off(conversation_id, reason="customer_request")
+        text = AGENT_PRESENT if status == "agent" else replies.HANDOFF["customer_request"]
         stored = self.conversations.add_message(
             conversation_id,
             role="assistant",
@@ -261,6 +280,8 @@ class ChatService:
             decision="handoff",
             meta={"reason": "customer_request", "requested": True},
         )
+        if started:
+            announce_waiting(self.webhook, self.conversations, conversation_id)
         return HandoffResult(conversation_id, status, text, stored.id)
 
     def send_message(
@@ -277,6 +298,12 @@ class ChatService:
         started = time.perf_counter()
         text = clean_message(text, self.settings.max_message_chars)
         sampling = self.params.merged(params)
+        conversation = self.conversations.get(conversation_id)
+        if conversation.status == "closed":  # the customer is back: the bot answers again
+            self.conversations.move(conversation_id, to="bot", status=("closed",))
+        elif conversation.status == "agent":
+            yield from self._passed_on(conversation, text, started)
+            return
         history = self.conversations.messages(conversation_id, limit=40)
         # Committed before any model work: nothing the customer said is lost.
         self.conversations.add_message(conversation_id, role="user", content=text)
@@ -289,7 +316,7 @@ class ChatService:
         )
         decision = plan.decision
         grounded: bool | None = None
-        fallback = False
+        fallback = waiting = False
         model: str | None = None
         sources = [source_of(h) for h in decision.hits]
         if decision.kind == "smalltalk":
@@ -297,7 +324,7 @@ class ChatService:
             yield Delta(reply)
         elif decision.kind == "handoff":
             reply, kind = replies.HANDOFF[decision.reason], "handoff"
-            self.conversations.hand_off(conversation_id, reason=decision.reason)
+            waiting = self.conversations.hand_off(conversation_id, reason=decision.reason)
             yield Delta(reply)
         elif decision.kind == "clarify":
             reply, kind = replies.clarify_text(decision.hits, decision.reason), "clarify"
@@ -325,6 +352,8 @@ class ChatService:
                 "kb_version": self.retriever.version,
             },
         )
+        if decision.kind == "handoff" and waiting:
+            announce_waiting(self.webhook, self.conversations, conversation_id)
         yield Final(
             TurnResult(
                 conversation_id=conversation_id,
@@ -337,6 +366,28 @@ class ChatService:
                 reason=decision.reason,
                 fallback=fallback,
                 model=model,
+            )
+        )
+
+    def _passed_on(
+        self, conversation: Conversation, text: str, started: float
+    ) -> Iterator[Event]:
+        """A person has the conversation: store the message, say who has it, generate nothing."""
+        self.conversations.add_message(
+            conversation.id, role="user", content=text,
+            meta={"agent": conversation.assigned_agent},
+        )
+        note = replies.PASSED_ON.format(name=replies.agent_name(conversation.assigned_agent))
+        yield Final(
+            TurnResult(
+                conversation_id=conversation.id,
+                decision="handoff",
+                text=note,
+                sources=[],
+                grounded=None,
+                latency_ms=(time.perf_counter() - started) * 1000,
+                message_id=None,
+                reason="agent",
             )
         )
 
@@ -453,5 +504,6 @@ def build_services(
         thresholds=thresholds_from(settings),
         params=GenerationParams.from_settings(settings),
         embedder=embedder,
+        webhook=webhook_from(settings.handoff_webhook_url, settings.handoff_webhook_secret),
     )
     return Services(settings, engine, knowledge, conversations, embedder, retriever, chat)

@@ -48,6 +48,22 @@ class Settings(BaseSettings):
         4000, ge=1, description="Longest customer message accepted, in characters."
     )
 
+    # Staff console.
+    staff_session_hours: float = Field(
+        12.0, gt=0, le=720, description="Hours a staff console sign-in lasts."
+    )
+    secure_cookies: Literal["auto", "always", "never"] = Field(
+        "auto",
+        description="Mark staff session cookies Secure: auto (when the request came over HTTPS), "
+        "always, or never.",
+    )
+    handoff_webhook_url: str = Field(
+        "", description="URL notified (POST, JSON) when a conversation starts waiting for a person."
+    )
+    handoff_webhook_secret: str = Field(
+        "", description="HMAC-SHA256 key that signs handoff webhook calls (X-Chatbot-Signature)."
+    )
+
     # Models.
     model: str = Field(
         BUNDLED,

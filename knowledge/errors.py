@@ -26,6 +26,13 @@ class InvalidInput(ChatbotError):
     exit_code = 2
 
 
+class Unauthorized(ChatbotError):
+    """No credentials, or ones that are not valid (a bad token, an expired staff session)."""
+
+    status = 401
+    exit_code = 2
+
+
 class Forbidden(ChatbotError):
     """The request is understood but not allowed (a forged visitor signature, a refused origin)."""
 

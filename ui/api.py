@@ -80,7 +80,10 @@ class Turn(BaseModel):
     sources: list[Source] = Field(description="Ranked best first; for clarify, the candidates.")
     grounded: bool | None
     latency_ms: float
-    message_id: int | None
+    message_id: int | None = Field(
+        description="The stored reply; null while a person has the conversation (the bot is "
+        "silent: the message was passed on, decision handoff)."
+    )
 
 
 class Rating(BaseModel):
@@ -96,7 +99,10 @@ class FeedbackOut(Rating):
 
 class MessageOut(BaseModel):
     id: int
-    role: Literal["user", "assistant", "agent"]
+    role: Literal["user", "assistant", "agent", "notice"] = Field(
+        description="user (the customer), assistant (the bot), agent (a person from the support "
+        "team), notice (a person joined, left or closed the conversation)."
+    )
     content: str
     created_at: str
     decision: str | None
@@ -105,6 +111,9 @@ class MessageOut(BaseModel):
     latency_ms: float | None
     grounded: bool | None
     feedback: Rating | None = Field(None, description="The customer's rating, if any.")
+    agent_name: str | None = Field(
+        None, description="Messages of a person (agent, notice): the name the customer sees."
+    )
 
 
 class ConversationOut(BaseModel):

@@ -11,13 +11,20 @@ from ui.chat_page import mount_chat_page
 from ui.errors import install_error_handlers
 from ui.openai_api import openai_api
 from ui.origins import OriginGuard
+from ui.staff_api import staff_api
+from ui.staff_console import mount_staff_console
 from ui.widget import register_widget
 
 if TYPE_CHECKING:
     from chatbot.service import Services
+    from chatbot.staff.services import Staff
 
 
-def create_app(services: Services) -> FastAPI:
+def create_app(services: Services, staff: Staff | None = None) -> FastAPI:
+    """The whole web app; ``staff`` defaults to the staff services built on ``services``."""
+    from chatbot.staff.services import build_staff
+
+    staff = staff or build_staff(services)
     app = FastAPI(title="Support Chatbot", version="0.1.0")
 
     @app.get("/healthz")
@@ -28,5 +35,7 @@ def create_app(services: Services) -> FastAPI:
     install_error_handlers(app)
     app.include_router(customer_api(services.chat))
     app.include_router(openai_api(services.chat))
+    app.include_router(staff_api(staff))
+    mount_staff_console(app, staff, services.settings)  # before the chat page's mount at /
     app.add_middleware(OriginGuard, allowed=services.settings.origins)  # outermost: CORS first
     return mount_chat_page(app, services.chat)

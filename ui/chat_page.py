@@ -2,9 +2,11 @@
 
 The browser keeps only the conversation id (``gr.BrowserState``). What the page shows is drawn
 from the server's copy of the conversation (``ChatService.conversation``): on load, at the end
-of every turn, after "Talk to a person", and every few seconds while the conversation waits
-for or is with a person, so a colleague's replies appear without a reload. While an answer
-streams, the page shows the deltas; the drawing from the server then replaces them.
+of every turn, after "Talk to a person" or a thumbs-down, and every few seconds while the
+conversation waits for or is with a person, so a colleague's replies appear without a reload.
+While an answer streams, the page shows the deltas; the drawing from the server then replaces
+them. While a colleague has the conversation the bot is silent: a message sent then shows
+alone until the colleague answers. Notices (a colleague joined, left, closed) show in italics.
 
 Safe rendering: every text from the server (the customer's words, knowledge-base answers, a
 colleague's replies, source titles and texts) is HTML-escaped before it reaches the Chatbot,
@@ -36,7 +38,8 @@ STATUS = {
     "you can keep writing, or come back later.",
     "agent": "**You're chatting with our support team.** A colleague has joined this "
     "conversation.",
-    "closed": "**This conversation is closed.** Start a new conversation to ask something else.",
+    "closed": "**This conversation was closed by our support team.** Write again any time and "
+    "our assistant will answer.",
 }
 THINKING = "_Looking through our help articles…_"  # shown until the first words arrive
 POLL_SECONDS = 4.0  # how often a conversation with (or waiting for) a person is refreshed
@@ -112,6 +115,8 @@ def bubble(message: Message, texts: dict[str, str], last: bool) -> dict[str, Any
     """A stored message as a Chatbot message."""
     if message.role == "user":
         return {"role": "user", "content": escape(message.content)}
+    if message.role == "notice":
+        return {"role": "assistant", "content": f"*{escape(message.content)}*"}
     if message.role == "agent":
         name = message.meta.get("agent_name")
         who = f"{escape(name)} · support team" if isinstance(name, str) and name else "Support team"
@@ -155,7 +160,7 @@ def draw(chat: ChatService, view: ConversationView | None, **board: Any) -> tupl
         {"ids": ids, "status": status, "last": view.messages[-1].id if view.messages else 0},
         gr.Markdown(STATUS.get(status, ""), visible=status in STATUS),
         gr.Timer(active=status in ("waiting", "agent")),
-        gr.Button(interactive=status == "bot"),
+        gr.Button(interactive=status in ("bot", "closed")),
     )
 
 
@@ -209,20 +214,22 @@ def build_chat_page(chat: ChatService) -> gr.Blocks:
         ids = shown.get("ids", [])
         message_id = ids[index] if cid and 0 <= index < len(ids) else None
         closed = (gr.Column(visible=False), None, "")
+        rest = (gr.skip(),) * 4  # the screen after the Chatbot: shown, status, timer, person
         if message_id is None or evt.liked not in (True, False):
             if message_id is None:
                 gr.Info("Only the assistant's finished answers can be rated.")
             # Show the stored ratings again (a thumb clicked twice keeps its rating).
             view = view_of(cid)
-            return *closed, gr.Chatbot(feedback_value=thumbs(view)) if view else gr.skip()
+            return *closed, gr.Chatbot(feedback_value=thumbs(view)) if view else gr.skip(), *rest
         try:
             chat.record_feedback(cid, message_id, "up" if evt.liked else "down")
         except ChatbotError as exc:
             raise gr.Error(exc.message, title="Feedback not saved") from None
         if evt.liked:
             gr.Info("Thanks for your feedback!")
-            return *closed, gr.skip()
-        return gr.Column(visible=True), message_id, "", gr.skip()
+            return *closed, gr.skip(), *rest
+        # A thumbs-down passes the conversation to a colleague: show what the customer is told.
+        return gr.Column(visible=True), message_id, "", *draw(chat, chat.conversation(cid))
 
     def comment(cid: str | None, message_id: int | None, text: str) -> tuple[Any, ...]:
         if cid and message_id is not None and text.strip():
@@ -322,7 +329,7 @@ def build_chat_page(chat: ChatService) -> gr.Blocks:
         gr.on([box.submit, send.click], **turn, api_name="send")
         board.example_select(pick, None, box, show_progress="hidden").then(**turn)
         board.option_select(pick, None, box, show_progress="hidden").then(**turn)
-        board.like(rate, [conversation, shown], [comment_panel, rating_for, remark, board],
+        board.like(rate, [conversation, shown], [comment_panel, rating_for, remark, *screen],
                    show_progress="hidden")
         gr.on([send_remark.click, remark.submit], comment, [conversation, rating_for, remark],
               [comment_panel, rating_for, remark])

@@ -200,13 +200,20 @@ class Completion:
 
     def chunks(self, events: Iterator[Event]) -> Iterator[str]:
         yield self.chunk({"role": "assistant", "content": ""})
+        streamed = False
         try:
             for event in events:
                 if isinstance(event, Delta):
+                    streamed = True
                     yield self.chunk({"content": event.text})
                 elif isinstance(event, Reset):
+                    streamed = True
                     yield self.chunk({"content": "\n\n" + event.text}, reset={"text": event.text})
                 elif isinstance(event, Final):
+                    if not streamed and event.result.text:
+                        # A turn that streams nothing (a person has the conversation and the
+                        # bot is silent) still says so: its whole text in one chunk.
+                        yield self.chunk({"content": event.result.text})
                     yield self.chunk({}, "stop", **extensions(event.result))
                     if self.include_usage:
                         yield self.chunk(None, usage=self.usage(event.result.text))

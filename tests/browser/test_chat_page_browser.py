@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import text
 
 from chatbot.demo import demo_files
+from chatbot.staff.services import build_staff
 from knowledge.formats import read_files
 
 POLL_WAIT_MS = 15_000  # the page refreshes a conversation with a person every few seconds
@@ -182,6 +183,10 @@ def test_thumbs_up_and_down_with_a_comment_are_stored(page, serve, make_services
         page.get_by_role("button", name="Send comment").click()
         page.get_by_text("Thanks, your comment helps us improve our answers.").wait_for()
         remark.wait_for(state="hidden")
+        # A thumbs-down passes the conversation to a colleague, and the customer is told.
+        bot_messages(page).get_by_text("A colleague from our support team will look").wait_for()
+        page.locator("#chat-status").get_by_text("Waiting for a colleague.").wait_for()
+        assert services.chat.conversation(cid).conversation.status == "waiting"
 
         feedback = services.chat.conversation(cid).feedback
         assert (feedback[first].rating, feedback[first].comment) == ("up", None)
@@ -213,22 +218,37 @@ def test_talk_to_a_person_then_the_colleagues_reply_appears(
         cid = only_conversation(services)
         assert services.chat.conversation(cid).conversation.status == "waiting"
 
-        # A colleague takes over and writes (the staff console does this through the store).
-        services.conversations.set_status(cid, "agent")
-        services.conversations.add_message(
-            cid, role="agent", content="Hi, I'm Sam <b>from support</b>. How can I help?",
-            meta={"agent_name": "Sam"},
+        # A colleague claims it (through the inbox's service, as the console and API do).
+        staff = build_staff(services)
+        sam = staff.accounts.add_user("sam@example.com", "agent", "correct horse battery staple")
+        staff.handoffs.claim(sam, cid)
+        status.get_by_text("You're chatting with our support team.").wait_for(
+            timeout=POLL_WAIT_MS
         )
+        bot_messages(page).get_by_text("Sam from our support team has joined").wait_for()
+        settle(page)
+
+        # The bot is silent: the customer's message shows alone, and no answer is stored.
+        bots = bot_messages(page).count()
+        box = page.get_by_role("textbox", name="Your message")
+        box.fill("Where is my parcel?")
+        box.press("Enter")
+        user_messages(page).get_by_text("Where is my parcel?").wait_for()
+        settle(page)
+        assert bot_messages(page).count() == bots
+        assert services.chat.conversation(cid).messages[-1].role == "user"
+
+        staff.handoffs.reply(sam, cid, "Hi, I'm Sam <b>from support</b>. How can I help?")
         reply = bot_messages(page).get_by_text("How can I help?")
         reply.wait_for(timeout=POLL_WAIT_MS)
         assert "Sam · support team" in bot_messages(page).last.inner_text()
         assert "<b>from support</b>" in bot_messages(page).last.inner_text()
-        status.get_by_text("You're chatting with our support team.").wait_for()
         screenshot(page, "chat-page-agent.png")
 
-        # Handed back to the bot: the page notices and offers a person again.
-        services.conversations.set_status(cid, "bot")
+        # Handed back to the bot: the page says so and offers a person again.
+        staff.handoffs.release(sam, cid)
         status.wait_for(state="hidden", timeout=POLL_WAIT_MS)
+        bot_messages(page).get_by_text("handed this conversation back").wait_for()
         assert person.is_enabled()
 
 

@@ -20,12 +20,14 @@ import pytest
 
 from chatbot.demo import demo_files
 from chatbot.identity import sign_identity
+from chatbot.staff.services import build_staff
 from knowledge.formats import read_files
 
 ROOT = Path(__file__).resolve().parents[2]
 HOST_PAGE = ROOT / "docs" / "widget-host.html"
 SNIPPET_BASE = "http://127.0.0.1:7860"
 WIDGET = "support-chat-widget"
+POLL_WAIT_MS = 15_000  # the widget refreshes a conversation with a person every 4 s
 
 
 class QuietHandler(http.server.SimpleHTTPRequestHandler):
@@ -250,6 +252,48 @@ def test_talk_to_a_person_and_keyboard_only_use(page, host_site, serve, make_ser
         assert human.is_disabled()
         cid = stored_conversation(page)
         assert httpx.get(f"{app.url}/api/v1/conversations/{cid}").json()["status"] == "waiting"
+
+
+def test_a_colleague_joins_writes_and_hands_back(page, host_site, serve, make_services):
+    services = make_services()
+    with serve(services) as app:
+        page.goto(host_site(app.url))
+        open_chat(page)
+        ask(page, "How long does delivery take?")
+        widget(page).get_by_role("button", name="Talk to a person").click()
+        bot_replies(page).nth(1).wait_for()
+        cid = stored_conversation(page)
+        staff = build_staff(services)
+        sam = staff.accounts.add_user("sam@example.com", "agent", "correct horse battery staple")
+        staff.handoffs.claim(sam, cid)
+        notes = widget(page).locator(".note")
+        notes.get_by_text("Sam from our support team has joined").wait_for(timeout=POLL_WAIT_MS)
+
+        # The bot is silent: no reply bubble, no stored answer.
+        replies = bot_replies(page).count()
+        box = widget(page).get_by_role("textbox", name="Your message")
+        box.fill("Where is my parcel?")
+        box.press("Enter")
+        widget(page).locator(".msg.user").get_by_text("Where is my parcel?").wait_for()
+        page.wait_for_function(
+            f"() => !document.querySelector('{WIDGET}').shadowRoot.querySelector('.typing')"
+        )
+        assert bot_replies(page).count() == replies
+        assert services.chat.conversation(cid).messages[-1].role == "user"
+
+        staff.handoffs.reply(sam, cid, "Hi, I'm Sam. Your parcel left today.")
+        reply = bot_replies(page).get_by_text("Your parcel left today.")
+        reply.wait_for(timeout=POLL_WAIT_MS)
+        assert "Sam · Support team" in bot_replies(page).last.inner_text()
+
+        staff.handoffs.release(sam, cid)
+        notes.get_by_text("handed this conversation back").wait_for(timeout=POLL_WAIT_MS)
+        human = widget(page).get_by_role("button", name="Talk to a person")
+        page.wait_for_function(
+            f"() => !document.querySelector('{WIDGET}').shadowRoot"
+            ".querySelector('.tools button').disabled"
+        )
+        assert human.is_enabled()
 
 
 def test_language_theme_position_and_phone_width(

@@ -88,6 +88,7 @@
     ".user{align-self:flex-end;background:var(--accent);color:var(--on);border-bottom-right-radius:4px}",
     ".bot{align-self:flex-start;background:var(--bot);border-bottom-left-radius:4px}",
     ".who{font-size:12px;font-weight:600;color:var(--muted);margin-bottom:2px}",
+    ".note{align-self:center;max-width:90%;text-align:center;font-size:12px;font-style:italic;color:var(--muted)}",
     ".typing .body{color:var(--muted);animation:p 1s infinite alternate}@keyframes p{to{opacity:.3}}",
     "@media (prefers-reduced-motion:reduce){.typing .body{animation:none}}",
     ".src{margin-top:6px;font-size:12px;color:var(--muted)}.src ul{padding-left:18px;list-style:disc}",
@@ -217,9 +218,16 @@
   function scroll() { log.scrollTop = log.scrollHeight; }
 
   // Messages.
-  function addBubble(role, text) {
+  function addBubble(role, text, name) {
+    if (role === "notice") { // a colleague joined, left or closed the conversation
+      var n = el("div", "note", text);
+      n.setAttribute("role", "status");
+      log.appendChild(n);
+      scroll();
+      return n;
+    }
     var m = el("div", "msg " + (role === "user" ? "user" : "bot"));
-    if (role === "agent") m.appendChild(el("div", "who", T.agent));
+    if (role === "agent") m.appendChild(el("div", "who", name ? name + " \u00b7 " + T.agent : T.agent));
     m.body = el("div", "body", text);
     m.appendChild(m.body);
     log.appendChild(m);
@@ -255,13 +263,20 @@
         request("POST", path("/feedback"), { message_id: messageId, rating: rating }).then(function () {
           mark(rating);
           q.textContent = T.thanks;
-        }, showError);
+          // A thumbs-down passes the conversation to a colleague: show what the server says.
+          if (rating === "down" && !busy) return sync();
+        }).catch(showError);
       });
     });
     row.append(q, up, down);
     m.appendChild(row);
   }
   function finish(m, f) {
+    if (f.decision === "handoff" && f.message_id == null) {
+      // A colleague has the conversation: the bot stays silent, so no reply bubble.
+      m.remove();
+      return;
+    }
     m.classList.remove("typing");
     m.body.textContent = f.text || "";
     if (f.decision === "answer") addSources(m, f.sources);
@@ -273,8 +288,8 @@
     scroll();
   }
   function render(msg) {
-    if (msg.role === "user") addBubble("user", msg.content);
-    else finish(addBubble(msg.role, ""), {
+    if (msg.role === "user" || msg.role === "notice") addBubble(msg.role, msg.content);
+    else finish(addBubble(msg.role, "", msg.agent_name), {
       text: msg.content, decision: msg.decision, sources: msg.sources, message_id: msg.id,
       rated: msg.feedback && msg.feedback.rating
     });

@@ -1,0 +1,40 @@
+"""``Staff``: every staff-side service, built once per process on top of ``Services``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from chatbot.service import Services
+from chatbot.staff.accounts import Accounts
+from chatbot.staff.analytics import Analytics
+from chatbot.staff.audit import AuditLog
+from chatbot.staff.handoffs import HandoffDesk
+from chatbot.staff.kb_editor import KnowledgeEditor
+from chatbot.staff.transcripts import Transcripts
+from chatbot.staff.unanswered import Unanswered
+
+
+@dataclass
+class Staff:
+    accounts: Accounts
+    audit: AuditLog
+    kb: KnowledgeEditor
+    unanswered: Unanswered
+    handoffs: HandoffDesk
+    transcripts: Transcripts
+    analytics: Analytics
+
+
+def build_staff(services: Services) -> Staff:
+    engine = services.engine
+    audit = AuditLog(engine)
+    editor = KnowledgeEditor(services.knowledge, services.retriever, services.chat, audit)
+    return Staff(
+        accounts=Accounts(engine, session_hours=services.settings.staff_session_hours),
+        audit=audit,
+        kb=editor,
+        unanswered=Unanswered(engine, services.embedder, services.retriever, editor, audit),
+        handoffs=HandoffDesk(engine, services.conversations, services.settings, audit),
+        transcripts=Transcripts(engine),
+        analytics=Analytics(engine),
+    )

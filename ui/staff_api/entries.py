@@ -1,0 +1,345 @@
+"""Staff API for the knowledge base (area "kb"): draft entries and documents, import/export,
+pending changes, "try a question", publish, versions, diff, rollback and the audit log.
+
+Each route is a thin edge over ``chatbot.staff.kb_editor.KnowledgeEditor``, the functions the
+console's knowledge-base tab calls. Entries use the JSONL shape of CONTRACT.md.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+from fastapi import APIRouter, File, Form, Query, UploadFile
+from fastapi.responses import PlainTextResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from chatbot.errors import InvalidInput
+from chatbot.staff.accounts import StaffUser
+from ui.staff_api.auth import allow
+
+if TYPE_CHECKING:
+    from chatbot.staff.services import Staff
+
+EXAMPLE = {
+    "id": "returns-window",
+    "question": "How long do I have to return an item?",
+    "answer": "You can return unworn items within 30 days of delivery.",
+    "paraphrases": ["Can I still send it back?"],
+    "tags": ["returns"],
+}
+
+
+class EntryBody(BaseModel):
+    """An FAQ entry in the JSONL shape; other fields are kept as they are."""
+
+    model_config = ConfigDict(extra="allow", json_schema_extra={"example": EXAMPLE})
+    id: str
+    question: str
+    answer: str
+    paraphrases: list[str] = Field(default_factory=list)
+    tags: list[str] = Field(default_factory=list)
+
+
+class EntryUpdate(EntryBody):
+    """As ``EntryBody``; ``id`` may be left out (it is the one in the address)."""
+
+    id: str | None = None  # type: ignore[assignment]
+
+
+class DocumentBody(BaseModel):
+    id: str
+    title: str
+    text: str = Field(description="Markdown (format md) or plain text (format txt).")
+    format: str = Field("md", description="md or txt")
+
+
+class DocumentOut(DocumentBody):
+    kind: str = "document"
+
+
+class DocumentUpdate(DocumentBody):
+    id: str | None = None  # type: ignore[assignment]
+
+
+class DocumentSummary(BaseModel):
+    id: str
+    title: str
+    format: str
+    chars: int
+
+
+class Ok(BaseModel):
+    ok: bool = True
+
+
+class BulkResult(BaseModel):
+    created: int
+    updated: int
+    unchanged: int
+
+
+class ParaphraseBody(BaseModel):
+    text: str
+
+
+class ImportResult(BaseModel):
+    files: int
+    records: int
+    created: int
+    updated: int
+    unchanged: int
+    deleted: int
+
+
+class TryBody(BaseModel):
+    text: str = Field(description="A customer's first message.")
+
+
+class PublishBody(BaseModel):
+    note: str = Field("", description="What changed, for the versions list.")
+    wait: float = Field(0, ge=0, le=120, description="Seconds to wait until the server answers "
+                                                     "from the new version (0: return at once).")
+
+
+class PublishResult(BaseModel):
+    version: int
+    published: bool = Field(description="False when the draft equals the live version.")
+    added: int = 0
+    changed: int = 0
+    removed: int = 0
+    live: bool = Field(description="The running server already answers from this version.")
+    index_seconds: float | None = None
+
+
+class RollbackBody(BaseModel):
+    version: int = Field(description="The version whose content becomes live again.")
+    wait: float = Field(0, ge=0, le=120)
+
+
+class RollbackResult(BaseModel):
+    version: int = Field(description="The new version (equal to rolled_back_to).")
+    rolled_back_to: int
+    discarded_drafts: int = Field(description="Unpublished draft changes replaced (kept in history).")
+    added: int
+    changed: int
+    removed: int
+    live: bool
+    index_seconds: float | None = None
+
+
+class VersionOut(BaseModel):
+    version: int
+    published_at: str
+    author: str
+    note: str = ""
+
+
+class VersionDetail(VersionOut):
+    records: list[dict[str, Any]]
+
+
+class Changed(BaseModel):
+    id: str
+    kind: str
+    title: str
+    fields: list[str]
+    before: dict[str, Any]
+    after: dict[str, Any]
+
+
+class Diff(BaseModel):
+    added: list[dict[str, Any]]
+    removed: list[dict[str, Any]]
+    changed: list[Changed]
+    unchanged: int
+
+
+class VersionDiff(Diff):
+    from_: int = Field(alias="from")
+    to: int
+    model_config = ConfigDict(populate_by_name=True)
+
+
+class PendingChanges(Diff):
+    version: int = Field(description="The live version the draft is compared with.")
+    count: int
+
+
+class LiveStatus(BaseModel):
+    published_version: int
+    live_version: int
+    ready: bool
+    building: bool
+    last_build_seconds: float | None
+    error: str | None
+
+
+class AuditOut(BaseModel):
+    at: str
+    actor: str
+    action: str
+    target: str
+    detail: dict[str, Any]
+
+
+def router(staff: Staff) -> APIRouter:
+    kb = staff.kb
+    r = APIRouter()
+    user = allow("kb")
+
+    # --- entries ----------------------------------------------------------------------
+
+    @r.get("/entries", response_model=list[EntryBody], summary="Draft FAQ entries")
+    def list_entries(
+        search: str = Query("", description="Words that must all appear in the entry's text."),
+        tag: str = Query("", description="Only entries with this tag."),
+        actor: StaffUser = user,
+    ) -> Any:
+        return kb.entries(actor, search=search, tag=tag)
+
+    @r.post("/entries", response_model=EntryBody, summary="Create a draft entry (409 if the id exists)")
+    def create_entry(body: EntryBody, actor: StaffUser = user) -> Any:
+        return kb.create_entry(actor, body.model_dump())
+
+    @r.post("/entries/bulk", response_model=BulkResult, summary="Create or update many, all or none")
+    def bulk(body: list[EntryBody], actor: StaffUser = user) -> Any:
+        return kb.bulk_upsert(actor, [e.model_dump() for e in body])
+
+    @r.get("/entries/{entry_id}", response_model=EntryBody)
+    def get_entry(entry_id: str, actor: StaffUser = user) -> Any:
+        return kb.entry(actor, entry_id)
+
+    @r.put("/entries/{entry_id}", response_model=EntryBody, summary="Replace a draft entry")
+    def update_entry(entry_id: str, body: EntryUpdate, actor: StaffUser = user) -> Any:
+        return kb.update_entry(actor, entry_id, body.model_dump(exclude_none=False))
+
+    @r.delete("/entries/{entry_id}", response_model=Ok)
+    def delete_entry(entry_id: str, actor: StaffUser = user) -> Any:
+        kb.delete_entry(actor, entry_id)
+        return Ok()
+
+    @r.post("/entries/{entry_id}/paraphrases", response_model=EntryBody)
+    def add_paraphrase(entry_id: str, body: ParaphraseBody, actor: StaffUser = user) -> Any:
+        return kb.add_paraphrase(actor, entry_id, body.text)
+
+    @r.get("/entries/{entry_id}/history", summary="Every revision, oldest first")
+    def history(entry_id: str, actor: StaffUser = user) -> list[dict[str, Any]]:
+        return kb.history(actor, entry_id)
+
+    @r.get("/tags", summary="Tags of the draft entries with their counts")
+    def tags(actor: StaffUser = user) -> dict[str, int]:
+        return kb.tags(actor)
+
+    # --- documents --------------------------------------------------------------------
+
+    @r.get("/documents", response_model=list[DocumentSummary])
+    def list_documents(search: str = "", actor: StaffUser = user) -> Any:
+        return kb.documents(actor, search=search)
+
+    @r.post("/documents", response_model=DocumentOut)
+    def create_document(body: DocumentBody, actor: StaffUser = user) -> Any:
+        return kb.create_document(actor, body.model_dump())
+
+    @r.get("/documents/{document_id}", response_model=DocumentOut)
+    def get_document(document_id: str, actor: StaffUser = user) -> Any:
+        return kb.document(actor, document_id)
+
+    @r.put("/documents/{document_id}", response_model=DocumentOut)
+    def update_document(document_id: str, body: DocumentUpdate, actor: StaffUser = user) -> Any:
+        return kb.update_document(actor, document_id, body.model_dump())
+
+    @r.delete("/documents/{document_id}", response_model=Ok)
+    def delete_document(document_id: str, actor: StaffUser = user) -> Any:
+        kb.delete_document(actor, document_id)
+        return Ok()
+
+    # --- files ------------------------------------------------------------------------
+
+    @r.post("/import", response_model=ImportResult, summary="Import files as drafts, all or none")
+    def import_files(
+        files: Annotated[list[UploadFile], File(description=".jsonl, .csv, .md, .txt or .html")],
+        replace: Annotated[bool, Form(description="Entries not in the files leave the draft.")] = False,
+        actor: StaffUser = user,
+    ) -> Any:
+        with tempfile.TemporaryDirectory(prefix="kb-import-") as folder:
+            return kb.import_files(actor, _save_uploads(files, Path(folder)), replace=replace)
+
+    @r.get("/export", response_class=PlainTextResponse, summary="The draft or a version as JSONL")
+    def export(
+        version: int | None = Query(None, description="A published version (default: the draft)."),
+        actor: StaffUser = user,
+    ) -> PlainTextResponse:
+        name = f"kb-v{version}.jsonl" if version is not None else "kb-draft.jsonl"
+        return PlainTextResponse(
+            kb.export_jsonl(actor, version),
+            media_type="application/x-ndjson",
+            headers={"Content-Disposition": f'attachment; filename="{name}"'},
+        )
+
+    # --- pending changes, try, publish ------------------------------------------------
+
+    @r.get("/changes", response_model=PendingChanges, summary="The draft against the live version")
+    def changes(actor: StaffUser = user) -> Any:
+        return kb.changes(actor)
+
+    @r.post("/try", summary="Hits, scores and the decision the bot would take (live version)")
+    def try_question(body: TryBody, actor: StaffUser = user) -> dict[str, Any]:
+        return kb.try_question(actor, body.text)
+
+    @r.post("/publish", response_model=PublishResult, summary="Make the draft the live version")
+    def publish(body: PublishBody | None = None, actor: StaffUser = user) -> Any:
+        body = body or PublishBody()
+        return kb.publish(actor, note=body.note, wait=body.wait)
+
+    @r.get("/publish/status", response_model=LiveStatus, summary="Which version the server answers from")
+    def live_status(actor: StaffUser = user) -> Any:
+        return kb.live_status(actor)
+
+    @r.get("/versions", response_model=list[VersionOut], summary="Published versions, newest first")
+    def versions(actor: StaffUser = user) -> Any:
+        return kb.versions(actor)
+
+    @r.get("/versions/{version}", response_model=VersionDetail)
+    def version(version: int, actor: StaffUser = user) -> Any:
+        return kb.version(actor, version)
+
+    @r.get("/diff", response_model=VersionDiff, summary="How version 'to' differs from 'from'")
+    def diff(
+        from_: int = Query(..., alias="from", ge=0, description="0: the empty knowledge base"),
+        to: int = Query(..., ge=0),
+        actor: StaffUser = user,
+    ) -> Any:
+        return kb.diff(actor, from_, to)
+
+    @r.post("/rollback", response_model=RollbackResult, summary="A new version equal to an old one")
+    def rollback(body: RollbackBody, actor: StaffUser = user) -> Any:
+        return kb.rollback(actor, body.version, wait=body.wait)
+
+    @r.get("/audit", response_model=list[AuditOut], summary="Who changed what, newest first")
+    def audit(
+        limit: int = Query(200, ge=1, le=5000),
+        action: str = Query("", description="Only actions starting with this, e.g. 'entry.'"),
+        target: str = Query("", description="Only this target, e.g. an entry id"),
+        actor: StaffUser = user,
+    ) -> Any:
+        events = staff.audit.events(actor, limit=limit, action_prefix=action, target=target)
+        return [e.to_dict() for e in events]
+
+    return r
+
+
+def _save_uploads(files: list[UploadFile], folder: Path) -> list[Path]:
+    """The uploads under their own file names (a document's id is its file name's stem)."""
+    paths = []
+    for upload in files:
+        name = Path(upload.filename or "").name
+        if not name or name.startswith("."):
+            raise InvalidInput("Every uploaded file needs a name such as faq.jsonl or returns.md.")
+        path = folder / name
+        if path.exists():
+            raise InvalidInput(f"Two uploaded files are named {name}; rename one.")
+        path.write_bytes(upload.file.read())
+        paths.append(path)
+    return paths
