@@ -1,6 +1,6 @@
 """Fit the retrieval score calibration (knowledge/retrieval.py) on labelled queries.
 
-Uses two unrelated knowledge bases: the demo shop (bench/data/demo_queries.jsonl) and the
+Uses two unrelated knowledge bases: the demo shop (held-out paraphrases, bench/demo_heldout.py) and the
 COVID FAQ (../shared/data/covid-qa-faq). Queries of one KB are also run against the other as
 out-of-scope examples. For every query's best candidate it records (dense, lead, keyword) and
 whether it is the expected entry, then fits a logistic regression. It prints the
@@ -23,14 +23,17 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 
 from chatbot.db import make_engine, upgrade  # noqa: E402
-from chatbot.demo import demo_files  # noqa: E402
 from knowledge.embeddings import Embedder  # noqa: E402
 from knowledge.formats import read_files  # noqa: E402
 from knowledge.index import SearchIndex  # noqa: E402
 from knowledge.records import Entry  # noqa: E402
 from knowledge.retrieval import KEYWORD_CAP, fused  # noqa: E402
+
+# The fit gives the global constants of knowledge/calibration.py (GLOBAL), which each
+# knowledge base then refits on itself.
 
 
 def covid(data: Path) -> tuple[list[Entry], list[tuple[str, str | None]]]:
@@ -50,12 +53,17 @@ def covid(data: Path) -> tuple[list[Entry], list[tuple[str, str | None]]]:
 
 
 def demo() -> tuple[list, list[tuple[str, str | None]]]:
+    """The demo shop with held-out paraphrases (``bench/demo_heldout.py``), first turns only."""
+    from demo_heldout import DEMO, build
+
+    out = ROOT / "bench" / "out" / "demo"
+    build(out)
     cases = []
-    for line in (ROOT / "bench/data/demo_queries.jsonl").read_text().splitlines():
+    for line in (out / "queries.jsonl").read_text().splitlines():
         obj = json.loads(line)
-        if not obj.get("history"):
+        if not obj.get("history") and obj.get("kind") in ("heldout", "oos"):
             cases.append((obj["query"], obj["expected_id"]))
-    return read_files(demo_files()), cases
+    return read_files([out / "kb.jsonl", *sorted(DEMO.glob("*.md"))]), cases
 
 
 def rows_for(records, cases, embedder, k: int = 5):

@@ -28,7 +28,7 @@ from typing import Any
 
 from _common import BENCH, footer, header, p50_p95, percentile
 
-DEFAULT_QUERIES = BENCH / "data" / "demo_queries.jsonl"
+DEFAULT_QUERIES = BENCH / "out" / "demo" / "queries.jsonl"  # written by bench/demo_heldout.py
 
 
 @dataclass
@@ -134,9 +134,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--queries", type=Path, default=DEFAULT_QUERIES,
         help="eval JSONL; in-scope cases without history are used (default "
-        "bench/data/demo_queries.jsonl)",
+        "bench/out/demo/queries.jsonl, written first by bench/demo_heldout.py)",
     )
     args = parser.parse_args(argv)
+    if args.queries == DEFAULT_QUERIES:
+        from demo_heldout import build
+
+        build(DEFAULT_QUERIES.parent)
 
     import torch
 

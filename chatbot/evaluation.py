@@ -176,9 +176,11 @@ def run_eval(
         services = build_services(local, load_generator=False)
         try:
             services.knowledge.save(records, publish=True, note="eval")
-            services.retriever.index()
+            services.retriever.index()  # and its calibration: fitted before any case runs
+            operating = calibration_report(services.chat)
             if retrieval_only:
-                return metrics(cases, run_cases(services.chat, cases, progress=progress))
+                report = metrics(cases, run_cases(services.chat, cases, progress=progress))
+                return {**report, "calibration": operating}
             answers = reference_answers(records)
             for name in names:
                 generator = RecordingGenerator(load(local, name))
@@ -191,12 +193,28 @@ def run_eval(
                     scorer.totals() if scorer else None,
                     fast_path=fast_path, model=generator.name,
                 )
+                report["calibration"] = operating
                 reports[name] = report
                 del generator, chat, scorer
                 gc.collect()  # one model in memory at a time
         finally:
             services.engine.dispose()
     return reports[names[0]] if len(names) == 1 else {"models": reports}
+
+
+def calibration_report(chat: Any) -> dict[str, Any]:
+    """The knowledge base's calibration and its operating point at the thresholds in force
+    (answer precision, answer rate and out-of-scope recall on its own held-out cases)."""
+    from knowledge.calibration import operating_point
+
+    calibration = chat.retriever.calibration
+    thresholds = chat.turn_thresholds()
+    return {
+        **calibration.describe(),
+        "operating_point": operating_point(
+            calibration, answer=thresholds.answer, clarify=thresholds.clarify
+        ),
+    }
 
 
 def run_cases(

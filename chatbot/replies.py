@@ -53,7 +53,15 @@ def agent_name(email: str | None) -> str:
     return first[:1].upper() + first[1:].lower() if first else "A colleague"
 
 
+VAGUE = ("Happy to help. What is your question? Tell me in a sentence or two, for example what "
+         "you ordered and what went wrong, and I'll look it up.")
+# Said before a clarifying question or a handoff of a message in another language.
+OTHER_LANGUAGE = "Sorry, I can only answer questions in {language} so far."
+
+
 def clarify_text(candidates: Sequence[Hit], reason: str) -> str:
+    if reason == "vague" or not candidates:
+        return VAGUE
     if len(candidates) == 1:
         return f'Just to be sure: is your question "{candidates[0].title}"?'
     options = "\n".join(f"{i}. {hit.title}" for i, hit in enumerate(candidates, start=1))

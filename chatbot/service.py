@@ -19,10 +19,11 @@ import time
 import unicodedata
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import closing
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sqlalchemy import Engine
+from sqlalchemy.orm import sessionmaker
 
 from chatbot import grounding, replies
 from chatbot.conversations import (
@@ -34,13 +35,16 @@ from chatbot.conversations import (
 )
 from chatbot.db import make_engine, upgrade
 from chatbot.dialogue.decision import Decision, Thresholds, is_fast_path
-from chatbot.dialogue.manager import plan_turn
+from chatbot.dialogue.language import name as language_name
+from chatbot.dialogue.manager import TurnPlan, plan_turn
 from chatbot.errors import ChatbotError, InvalidInput
 from chatbot.generation import GenerationParams, Generator, make_generator
 from chatbot.identity import verify_identity
 from chatbot.prompts import select_passages, turn_messages
 from chatbot.settings import Settings
+from chatbot.staff.questions import out_of_scope_texts
 from chatbot.staff.webhook import HandoffWebhook, announce_waiting, webhook_from
+from knowledge.calibration import Calibration, threshold_for_precision
 from knowledge.embeddings import Embedder
 from knowledge.records import Entry
 from knowledge.retrieval import Hit, Retriever
@@ -95,6 +99,8 @@ Event = Delta | Reset | Final
 
 
 RATINGS = ("up", "down")
+# A KB whose calibration cases miss the precision target still answers what it is sure of.
+MAX_TUNED_ANSWER_THRESHOLD = 0.6
 MAX_COMMENT_CHARS = 2000
 AGENT_PRESENT = (
     "A colleague from our support team is already looking after this conversation and will "
@@ -148,6 +154,25 @@ class ChatService:
     embedder: Embedder = field(repr=False)
     webhook: HandoffWebhook | None = field(default=None, repr=False)
     _examples: dict[int, list[str]] = field(default_factory=dict, init=False, repr=False)
+    _tuned: tuple[Calibration, Thresholds] | None = field(default=None, init=False, repr=False)
+
+    def turn_thresholds(self) -> Thresholds:
+        """The thresholds for the live KB version: ``thresholds`` with the answer bar raised,
+        when needed, to reach ``CHATBOT_ANSWER_PRECISION`` on the version's calibration cases
+        (``knowledge.calibration.threshold_for_precision``)."""
+        calibration = self.retriever.calibration
+        target = self.settings.answer_precision
+        if not target or not calibration.fitted:
+            return self.thresholds
+        tuned = self._tuned
+        if tuned is None or tuned[0] is not calibration:
+            answer = threshold_for_precision(
+                calibration, target, floor=self.thresholds.answer,
+                ceiling=max(self.thresholds.answer, MAX_TUNED_ANSWER_THRESHOLD),
+            )
+            tuned = (calibration, replace(self.thresholds, answer=answer))
+            self._tuned = tuned
+        return tuned[1]
 
     def start_conversation(
         self,
@@ -311,7 +336,7 @@ class ChatService:
             text,
             history,
             self.retriever,
-            thresholds=self.thresholds,
+            thresholds=self.turn_thresholds(),
             k=self.settings.retrieval_top_k,
         )
         decision = plan.decision
@@ -325,10 +350,10 @@ class ChatService:
         elif decision.kind == "handoff":
             reply, kind = replies.HANDOFF[decision.reason], "handoff"
             waiting = self.conversations.hand_off(conversation_id, reason=decision.reason)
-            yield Delta(reply)
+            yield Delta(reply := with_language_note(plan, reply))
         elif decision.kind == "clarify":
             reply, kind = replies.clarify_text(decision.hits, decision.reason), "clarify"
-            yield Delta(reply)
+            yield Delta(reply := with_language_note(plan, reply))
         else:
             kind = "answer"
             reply, grounded, fallback, model = yield from self._answer(
@@ -468,6 +493,13 @@ class Services:
     chat: ChatService
 
 
+def with_language_note(plan: TurnPlan, reply: str) -> str:
+    """A clarifying question or handoff of a message in another language says why first."""
+    if plan.language is None:
+        return reply
+    return f"{replies.OTHER_LANGUAGE.format(language=language_name(plan.kb_language))} {reply}"
+
+
 def thresholds_from(settings: Settings) -> Thresholds:
     return Thresholds(
         answer=settings.answer_threshold,
@@ -493,7 +525,16 @@ def build_services(
     knowledge = KnowledgeStore(engine)
     conversations = ConversationStore(engine)
     embedder = Embedder(settings.embedding_model, engine=engine)
-    retriever = Retriever(knowledge, embedder, settings.data_dir / "index")
+    sessions = sessionmaker(engine)
+
+    def marked_out_of_scope() -> list[str]:
+        with sessions() as session:
+            return out_of_scope_texts(session)
+
+    retriever = Retriever(
+        knowledge, embedder, settings.data_dir / "index", calibrate=settings.calibrate,
+        unanswerable=marked_out_of_scope,
+    )
     if generator is None and load_generator:
         generator = make_generator(settings)
     chat = ChatService(

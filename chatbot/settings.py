@@ -113,6 +113,16 @@ class Settings(BaseSettings):
     clarify_threshold: float = Field(
         0.2, ge=0.0, le=1.0, description="Lowest top score worth a clarifying question."
     )
+    calibrate: bool = Field(
+        True,
+        description="Fit the score calibration to each published KB version (held-out "
+        "paraphrases and unanswerable messages); false keeps the built-in one.",
+    )
+    answer_precision: float = Field(
+        0.75, ge=0.0, le=1.0,
+        description="Answer precision the answer threshold is raised to reach on each KB's "
+        "calibration cases (never above 0.6); 0 keeps CHATBOT_ANSWER_THRESHOLD as it is.",
+    )
     clarify_margin: float = Field(
         0.005, ge=0.0, le=1.0,
         description="Candidates within this score of the best one make a question ambiguous.",

@@ -33,6 +33,7 @@ import numpy as np
 
 from knowledge.chunking import split_document
 from knowledge.embeddings import Embedder, text_hash
+from knowledge.normalize import Speller
 from knowledge.records import Document, Entry, Record
 
 try:  # stemming helps BM25 ("refunds" ~ "refund"); optional for lean installs
@@ -226,6 +227,13 @@ class SearchIndex:
             self._bm25.index(corpus, show_progress=False)
         # Kept for the next build, which then tokenises only changed items (~0.4 KB an item).
         self._tokens = corpus if len(items) <= KEEP_TOKENS_UP_TO else None
+        self._speller: Speller | None = None
+
+    def speller(self) -> Speller:
+        """Typo correction towards this index's words (built on first use; derived data)."""
+        if self._speller is None:
+            self._speller = Speller.for_texts(self.keyword_texts)
+        return self._speller
 
     @classmethod
     def build(

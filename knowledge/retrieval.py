@@ -2,27 +2,32 @@
 
 An item's raw score fuses the three signals of ``knowledge.index``:
 ``raw = dense + LEAD_WEIGHT * lead + KEYWORD_WEIGHT * min(bm25, KEYWORD_CAP)``.
-Its reported ``score`` is ``sigmoid(SLOPE * raw + INTERCEPT)``: for the best hit of a query,
-an estimate of the probability that it is the entry that answers the query. The ranking
-weights maximise top-1 accuracy on our data; the two calibration constants were fitted by
-logistic regression on the best hits of labelled queries from two unrelated knowledge bases
-(the demo shop and the COVID FAQ, each also queried with the other's questions as
-out-of-scope cases; ``bench/fit_calibration.py``), so that one threshold means about the
-same on any knowledge base.
+Its reported ``score`` is the knowledge base's ``Calibration`` of it
+(``knowledge.calibration``): for the best hit of a query, an estimate of the probability that
+it is the entry that answers the query, fitted to each published version on its own held-out
+paraphrases and unanswerable messages, so that one threshold means about the same on any
+knowledge base. The ranking weights maximise top-1 accuracy on our data.
+
+Queries are cleaned (pictographs, repeated punctuation) and their typos mended towards the
+KB's own words (``knowledge.normalize``) before they are embedded and matched.
 """
 
 from __future__ import annotations
 
+import json
 import logging
-import math
 import threading
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from knowledge.calibration import GLOBAL, Calibration, Sample, fit, generic_unanswerable, heldout_split
 from knowledge.embeddings import Embedder
 from knowledge.index import Item, SearchIndex, Signals
+from knowledge.normalize import clean
 from knowledge.store import KnowledgeStore
 
 log = logging.getLogger(__name__)
@@ -32,8 +37,6 @@ KEYWORD_WEIGHT = 0.04
 KEYWORD_CAP = 15.0
 CONTEXT_WEIGHT = 0.6  # share of the earlier question in a follow-up's query vector
 CODE_BONUS = 0.3  # a product code or order number quoted verbatim is near-certain evidence
-SLOPE = 5.027
-INTERCEPT = -4.829
 
 
 @dataclass(frozen=True)
@@ -60,11 +63,9 @@ def fused(dense: float, lead: float, keyword: float, code: float = 0.0) -> float
     )
 
 
-def calibrate(raw: float) -> float:
-    return 1.0 / (1.0 + math.exp(-(SLOPE * raw + INTERCEPT)))
-
-
-def rank(index: SearchIndex, signals: list[Signals], k: int) -> list[Hit]:
+def rank(
+    index: SearchIndex, signals: list[Signals], k: int, calibration: Calibration = GLOBAL
+) -> list[Hit]:
     hits = []
     for s in signals:
         item: Item = index.items[s.item]
@@ -76,7 +77,7 @@ def rank(index: SearchIndex, signals: list[Signals], k: int) -> list[Hit]:
                 title=item.title,
                 text=item.text,
                 parent=item.parent,
-                score=calibrate(raw),
+                score=calibration.score(raw),
                 dense=s.dense,
                 lead=s.lead,
                 keyword=s.keyword,
@@ -88,14 +89,32 @@ def rank(index: SearchIndex, signals: list[Signals], k: int) -> list[Hit]:
 
 
 class Retriever:
-    """Answers queries from the latest published KB version, reloading when it changes."""
+    """Answers queries from the latest published KB version, reloading when it changes.
 
-    def __init__(self, store: KnowledgeStore, embedder: Embedder, folder: Path) -> None:
+    Each version's calibration is fitted right after its index is built and saved beside it
+    (``calibration.json``, stamped like the index); until it is ready, searches of the new
+    version use the previous one's. ``calibrate=False`` keeps the global constants.
+    """
+
+    def __init__(
+        self,
+        store: KnowledgeStore,
+        embedder: Embedder,
+        folder: Path,
+        *,
+        calibrate: bool = True,
+        unanswerable: Callable[[], Sequence[str]] = tuple,
+    ) -> None:
         self.store = store
         self.embedder = embedder
         self.folder = folder
+        self.auto_calibrate = calibrate
+        self.unanswerable = unanswerable  # the KB's own out-of-scope examples (staff's)
         self._index: SearchIndex | None = None
+        self.calibration: Calibration = GLOBAL
+        self._calibrated_version = -1
         self._lock = threading.Lock()
+        self._calibration_lock = threading.Lock()
 
     @property
     def version(self) -> int:
@@ -110,7 +129,9 @@ class Retriever:
         with self._lock:
             if self._index is None or self._index.version != latest:
                 self._index = self._load_or_build(latest)
-            return self._index
+            index = self._index
+        self._ensure_calibration(index)
+        return index
 
     def rebuild(self, show_progress: bool = False) -> SearchIndex:
         with self._lock:
@@ -123,7 +144,8 @@ class Retriever:
             )
             index.save(self.folder)
             self._index = index
-            return index
+        self._ensure_calibration(index, refit=True)
+        return index
 
     def _load_or_build(self, version: int, show_progress: bool = False) -> SearchIndex:
         if SearchIndex.stamp(self.folder) == (version, self.embedder.name):
@@ -140,15 +162,81 @@ class Retriever:
         index.save(self.folder)
         return index
 
+    # --- calibration ------------------------------------------------------------------
+
+    def _ensure_calibration(self, index: SearchIndex, refit: bool = False) -> None:
+        if not self.auto_calibrate or (self._calibrated_version == index.version and not refit):
+            return
+        with self._calibration_lock:
+            if self._calibrated_version == index.version and not refit:
+                return
+            stamp = f"{index.version} {self.embedder.name}"
+            path = self.folder / "calibration.json"
+            calibration = None
+            if not refit:
+                try:
+                    saved = json.loads(path.read_text(encoding="utf-8"))
+                    if saved.get("stamp") == stamp:
+                        calibration = Calibration.from_json(saved["calibration"])
+                except (OSError, ValueError, KeyError, TypeError):
+                    calibration = None
+            if calibration is None:
+                started = time.perf_counter()
+                calibration = self.fit_calibration(index)
+                log.info("calibrated knowledge-base version %s in %.2f s (%s)", index.version,
+                         time.perf_counter() - started, calibration.describe())
+                tmp = path.with_suffix(".json.tmp")
+                tmp.write_text(json.dumps({"stamp": stamp, "calibration": calibration.to_json()}),
+                               encoding="utf-8")
+                tmp.replace(path)
+            if self._index is index:
+                self.calibration = calibration
+                self._calibrated_version = index.version
+
+    def fit_calibration(self, index: SearchIndex) -> Calibration:
+        """Fit ``index``'s KB on its held-out phrasings and the unanswerable messages."""
+        embedded = getattr(self.embedder, "last_embedded", None)
+        try:
+            return self._fit(index)
+        finally:  # what the index build embedded stays the figure to report
+            if embedded is not None:
+                self.embedder.last_embedded = embedded
+
+    def _fit(self, index: SearchIndex) -> Calibration:
+        records = self.store.published(index.version)
+        kept, answerable, near = heldout_split(records)
+        samples: list[Sample] = []
+        if answerable or near:
+            fold = SearchIndex.build(kept, self.embedder, version=index.version, previous=index)
+            cases = [*answerable, *((q, None) for q in near)]
+            vectors = self.embedder.embed_documents([q for q, _ in cases])
+            for (query, expected), vec in zip(cases, vectors, strict=True):
+                hits = rank(fold, fold.signals(vec, query, 5), 1)
+                raw = hits[0].raw if hits else 0.0
+                correct = bool(hits) and hits[0].parent == expected
+                samples.append(Sample(raw, correct, expected is not None))
+        messages = [*generic_unanswerable(), *self.unanswerable()]
+        vectors = self.embedder.embed_documents(messages)
+        for query, vec in zip(messages, vectors, strict=True):
+            hits = rank(index, index.signals(vec, query, 5), 1)
+            samples.append(Sample(hits[0].raw if hits else 0.0, False, False))
+        return fit(samples)
+
+    # --- search -----------------------------------------------------------------------
+
     def search(self, query: str, k: int = 5, *, context: str | None = None) -> list[Hit]:
         """Hits for ``query``; with ``context`` (the earlier question of a follow-up), the dense
         side searches a blend that leans on the new message, and keywords come from it alone."""
-        query = " ".join(query.split())
+        query = clean(query)
         if not query:
             return []
         index = self.index()
+        speller = index.speller()
+        query = speller.correct(query)
         vec = self.embedder.embed_query(query)
         if context:
-            blend = vec + CONTEXT_WEIGHT * self.embedder.embed_query(" ".join(context.split()))
+            context = speller.correct(clean(context))
+            blend = vec + CONTEXT_WEIGHT * self.embedder.embed_query(context)
             vec = (blend / max(float(np.linalg.norm(blend)), 1e-9)).astype(np.float32)
-        return rank(index, index.signals(vec, query, k), k)
+        calibration = self.calibration if self._calibrated_version >= 0 else GLOBAL
+        return rank(index, index.signals(vec, query, k), k, calibration)

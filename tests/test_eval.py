@@ -63,6 +63,14 @@ def test_cli_eval_reports_every_metric_and_leaves_the_live_dir_alone(tmp_path):
     assert 0 <= report["latency_ms"]["p50"] <= report["latency_ms"]["p95"]
     assert sorted(p.name for p in live.iterdir()) == ["keep.txt"]
     assert "generation" not in report
+    # The tiny KB's own calibration and its operating point at the thresholds in force.
+    calibration = report["calibration"]
+    assert calibration["fitted"] is True and calibration["answerable_cases"] >= 8
+    point = calibration["operating_point"]
+    assert set(point) >= {"answer_threshold", "answer_precision", "answer_rate", "oos_recall"}
+    assert point["answer_threshold"] >= 0.3
+    for key in ("answer_precision", "answer_rate", "oos_recall"):
+        assert 0.0 <= point[key] <= 1.0, key
 
 
 def test_cli_eval_bad_queries_file_exits_2(tmp_path):

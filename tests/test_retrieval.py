@@ -171,3 +171,13 @@ def test_a_small_knowledge_base_keeps_the_exact_flat_index(shared_kb):
     from knowledge.index import describe
 
     assert describe(shared_kb.retriever.index().vectors) == "flat"
+
+
+def test_typos_retrieve_the_right_entry(shared_kb):
+    for typed, expected in [
+        ("how do I trakc my oredr", "order-tracking"),
+        ("I forgott my pasword", "reset-password"),
+        ("WHICH PAYMNET METHODS DO YOU ACCEPT??", "payment-methods"),
+        ("hi!! when will i get my refnud 😡", "refund-time"),
+    ]:
+        assert shared_kb.retriever.search(typed)[0].id == expected, typed

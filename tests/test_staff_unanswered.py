@@ -205,3 +205,31 @@ def test_suggested_ids():
     assert suggest_id("How can I return my order to the UK warehouse quickly?") == (
         "return-order-uk-warehouse-quickly")
     assert suggest_id("???") == "new-entry"
+
+
+def test_out_of_scope_questions_feed_the_next_calibration(staff, seeded, services):
+    from chatbot.models import UnansweredResolutionRow
+    from chatbot.staff.questions import out_of_scope_texts
+    from knowledge.calibration import generic_unanswerable
+
+    editor = staff_user(staff, "editor")
+    group = group_with(staff, "What time does your shop open?")
+    with pytest.raises(Forbidden):
+        staff.unanswered.mark_out_of_scope(staff_user(staff, "agent"), group.message_ids)
+    result = staff.unanswered.mark_out_of_scope(editor, group.message_ids)
+    assert result == {"resolved": len(group.message_ids), "action": "out_of_scope", "entry": None}
+    assert all("What time does your shop open?" not in g.examples
+               for g in staff.unanswered.groups(editor, *MAY))
+    event = staff.audit.events(editor, action_prefix="unanswered.")[0]
+    assert event.action == "unanswered.out_of_scope"
+    from sqlalchemy.orm import Session
+
+    with Session(services.engine) as session:
+        texts = out_of_scope_texts(session)
+        assert session.get(UnansweredResolutionRow, group.message_ids[0]).action == "out_of_scope"
+    assert "What time does your shop open?" in texts
+    # The retriever's calibration counts them as unanswerable beside the generic messages.
+    assert set(texts) <= set(services.retriever.unanswerable())
+    calibration = services.retriever.fit_calibration(services.retriever.index())
+    removed_entry_phrasings = calibration.unanswerable - len(generic_unanswerable()) - len(texts)
+    assert removed_entry_phrasings >= 0

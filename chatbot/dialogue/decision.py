@@ -5,7 +5,14 @@ Invariants (tested in ``tests/test_decision.py``):
 - asking for a person always hands off (``customer_request``);
 - ``answer`` only when the best hit reaches ``answer_threshold`` and no other entry is within
   ``clarify_margin`` of it;
-- after ``max_clarifications`` clarifying questions in a row, hand off instead of asking again.
+- after ``max_clarifications`` clarifying questions in a row, hand off instead of asking again;
+- a message that says nothing yet ("help") is asked what it is about (``clarify``, ``vague``);
+- a ``short`` message (one or two words, no earlier question to lean on) is answered only when
+  its best entry leads the next one by ``SHORT_MARGIN``: "order" could mean placing,
+  changing or tracking one, so it is asked about;
+- a message in ``other_language`` than the knowledge base's is answered only from a hit at
+  or above the fast-path threshold (the embedding model matches other languages poorly, and a
+  confident wrong answer is worse than asking or handing over).
 """
 
 from __future__ import annotations
@@ -14,6 +21,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from knowledge.retrieval import Hit
+
+SHORT_MARGIN = 0.1
 
 
 @dataclass(frozen=True)
@@ -42,11 +51,17 @@ def decide(
     *,
     thresholds: Thresholds,
     clarifications_in_a_row: int = 0,
+    short: bool = False,
+    other_language: bool = False,
 ) -> Decision:
     if intent == "human":
         return Decision("handoff", "customer_request", tuple(hits))
     if intent in ("greeting", "thanks", "goodbye"):
         return Decision("smalltalk", intent)
+    if intent == "vague":
+        return Decision("clarify", "vague")
+    margin = max(thresholds.margin, SHORT_MARGIN) if short else thresholds.margin
+    answer_at = max(thresholds.answer, thresholds.fast_path) if other_language else thresholds.answer
     relevant = [h for h in hits if h.score >= thresholds.clarify]
     if not relevant:
         return Decision("handoff", "no_answer", tuple(hits))
@@ -55,9 +70,9 @@ def decide(
     rivals = [
         h
         for h in relevant[1:]
-        if top.score - h.score < thresholds.margin and h.parent != top.parent
+        if top.score - h.score < margin and h.parent != top.parent
     ]
-    if top.score >= thresholds.answer and not rivals:
+    if top.score >= answer_at and not rivals:
         return Decision("answer", "confident", tuple(hits))
     candidates = _distinct_parents([top, *rivals])[:3]
     if clarifications_in_a_row >= thresholds.max_clarifications:

@@ -1,7 +1,10 @@
-"""Recognise what needs no knowledge base: greetings, thanks, goodbyes, and asking for a person.
+"""Recognise what needs no knowledge base: greetings, thanks, goodbyes, asking for a person,
+and messages that say nothing yet ("help", "I have a question", "??", an emoji alone).
 
 A greeting in front of a question ("hi, where is my order?") is stripped so the question is
-answered; only a message that is nothing but small talk gets a small-talk reply.
+answered; only a message that is nothing but small talk gets a small-talk reply. A message
+that only announces a question is asked what it is about, instead of being searched (where
+"I have a problem" would find some entry about problems) or handed to a person.
 """
 
 from __future__ import annotations
@@ -33,9 +36,20 @@ HUMAN_REQUEST = re.compile(
 )
 
 
+VAGUE = re.compile(
+    r"^\s*((please|pls|can you|could you|can u|i need( some)?|need|i want|i('d| would) like)\s+)?"
+    r"(help|help me( please| pls)?|some help|assistance|support)\s*[.!?]*\s*$"
+    r"|^\s*(i (have|got) (a|one|another|some) (question|problem|issue|query)s?|"
+    r"(a |one )?(quick )?(question|problem|issue|query)|(can|may) i ask (you )?(a|something)( question)?|"
+    r"i need to ask (you )?something|something is wrong|there'?s a problem)\s*[.!?:]*\s*$",
+    re.IGNORECASE,
+)
+_LETTER_OR_DIGIT = re.compile(r"[^\W_]")
+
+
 @dataclass(frozen=True)
 class Intent:
-    kind: str  # "question" | "greeting" | "thanks" | "goodbye" | "human"
+    kind: str  # "question" | "greeting" | "thanks" | "goodbye" | "human" | "vague"
     text: str  # the message with any leading greeting removed
 
 
@@ -49,5 +63,7 @@ def classify(message: str) -> Intent:
         if HAS_THANKS.search(text):
             return Intent("thanks", text)
         return Intent("greeting", text)
-    stripped = GREETING.sub("", text, count=1).strip()
-    return Intent("question", stripped or text)
+    stripped = GREETING.sub("", text, count=1).strip() or text
+    if VAGUE.match(stripped) or not _LETTER_OR_DIGIT.search(stripped):
+        return Intent("vague", stripped)
+    return Intent("question", stripped)

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
@@ -12,6 +13,7 @@ from chatbot.conversations import Message
 from chatbot.dialogue.decision import Decision, Thresholds, decide
 from chatbot.dialogue.followup import Query, build_query
 from chatbot.dialogue.intents import Intent, classify
+from chatbot.dialogue.language import kb_language, other_language
 from knowledge.retrieval import Hit, Retriever
 
 # A follow-up that repeats the previous entry's topic usually asks about something new, so
@@ -19,11 +21,17 @@ from knowledge.retrieval import Hit, Retriever
 PREVIOUS_ENTRY_DISCOUNT = 0.7
 
 
+SHORT_WORDS = 2
+_WORD = re.compile(r"[^\W_]+")
+
+
 @dataclass(frozen=True)
 class TurnPlan:
     intent: Intent
     query: Query
     decision: Decision
+    language: str | None = None  # the message's language, when surely not the KB's
+    kb_language: str = "en"
 
 
 def clarifications_in_a_row(history: Sequence[Message]) -> int:
@@ -73,6 +81,10 @@ def plan_turn(
     previous_user = [m.content for m in history if m.role == "user"]
     query = build_query(intent.text, previous_user)
     hits: list[Hit] = []
+    language, kb = None, "en"
+    if intent.kind == "question":
+        texts = retriever.index().keyword_texts
+        language, kb = other_language(intent.text, texts), kb_language(texts)
     if intent.kind in ("question", "human"):
         hits = retriever.search(query.text, k=k)
         # A message that is clear on its own ("what about returns?") needs no context.
@@ -91,5 +103,7 @@ def plan_turn(
         hits,
         thresholds=thresholds,
         clarifications_in_a_row=clarifications_in_a_row(history),
+        short=query.context is None and len(_WORD.findall(intent.text)) <= SHORT_WORDS,
+        other_language=language is not None,
     )
-    return TurnPlan(intent, query, decision)
+    return TurnPlan(intent, query, decision, language, kb)

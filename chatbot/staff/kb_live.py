@@ -79,7 +79,7 @@ def try_question(chat: ChatService, text: str, *, k: int | None = None) -> dict[
     ``plan_turn`` and thresholds; nothing is stored and no language model runs."""
     text = clean_message(text, chat.settings.max_message_chars)
     k = k or chat.settings.retrieval_top_k
-    thresholds = chat.thresholds
+    thresholds = chat.turn_thresholds()
     plan = plan_turn(text, [], chat.retriever, thresholds=thresholds, k=k)
     decision = plan.decision
     # The decision keeps only the candidates when it clarifies; show the whole ranking.

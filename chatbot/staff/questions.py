@@ -154,3 +154,20 @@ def collect(
             if reason not in question.reasons:
                 question.reasons.append(reason)
     return sorted(questions.values(), key=lambda q: (q.at, q.message_id))
+
+
+OUT_OF_SCOPE = "out_of_scope"  # the resolution of a question staff marked as not for the KB
+MAX_OUT_OF_SCOPE = 500  # the most recent ones feed each calibration
+
+
+def out_of_scope_texts(session: Session, limit: int = MAX_OUT_OF_SCOPE) -> list[str]:
+    """Customer questions staff marked out of scope, newest first: unanswerable cases for the
+    next knowledge-base calibration (``knowledge.calibration``)."""
+    rows = session.scalars(
+        select(MessageRow.content)
+        .join(UnansweredResolutionRow, UnansweredResolutionRow.message_id == MessageRow.id)
+        .where(UnansweredResolutionRow.action == OUT_OF_SCOPE)
+        .order_by(UnansweredResolutionRow.created_at.desc())
+        .limit(limit)
+    )
+    return list(dict.fromkeys(" ".join(text.split()) for text in rows if text.strip()))

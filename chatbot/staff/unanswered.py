@@ -36,7 +36,7 @@ from chatbot.models import MessageRow, UnansweredResolutionRow
 from chatbot.staff.accounts import StaffUser, require
 from chatbot.staff.audit import AuditLog
 from chatbot.staff.dates import Span
-from chatbot.staff.questions import Question, collect
+from chatbot.staff.questions import OUT_OF_SCOPE, Question, collect
 
 if TYPE_CHECKING:
     from chatbot.staff.kb_editor import KnowledgeEditor
@@ -242,6 +242,15 @@ class Unanswered:
         ids = self._unresolved(message_ids)
         self._resolve(actor, ids, "dismissed", None)
         return {"resolved": len(ids), "action": "dismissed", "entry": None}
+
+    def mark_out_of_scope(self, actor: StaffUser, message_ids: Sequence[int]) -> dict[str, Any]:
+        """The questions are not for the knowledge base: they leave the list, and the next
+        published version's calibration counts them as unanswerable (so the bot learns not to
+        answer such questions confidently)."""
+        require(actor, "kb")
+        ids = self._unresolved(message_ids)
+        self._resolve(actor, ids, OUT_OF_SCOPE, None)
+        return {"resolved": len(ids), "action": OUT_OF_SCOPE, "entry": None}
 
     def _unresolved(self, message_ids: Sequence[int]) -> list[int]:
         """The ids, checked: customer messages that exist and are not resolved yet."""

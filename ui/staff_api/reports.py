@@ -253,6 +253,11 @@ def router(staff: Staff) -> APIRouter:
     ) -> dict[str, Any]:
         return staff.unanswered.to_paraphrase(user, body.message_ids, body.entry_id, body.text)
 
+    @api.post("/unanswered/out-of-scope", response_model=Resolution,
+              summary="Not for the KB: teaches the next calibration not to answer such questions")
+    def unanswered_out_of_scope(body: Dismiss, user: StaffUser = KB) -> dict[str, Any]:
+        return staff.unanswered.mark_out_of_scope(user, body.message_ids)
+
     @api.post("/unanswered/dismiss", response_model=Resolution)
     def unanswered_dismiss(body: Dismiss, user: StaffUser = KB) -> dict[str, Any]:
         return staff.unanswered.dismiss(user, body.message_ids)

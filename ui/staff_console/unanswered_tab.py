@@ -88,8 +88,11 @@ def build(ctx: ConsoleContext) -> None:
             target = gr.Textbox(label="Entry id", placeholder="the nearest entry")
             wording = gr.Textbox(label="Paraphrase")
             add = gr.Button("Add as paraphrase")
-            gr.Markdown("**Or** dismiss the group (spam, out of scope, handled)")
-            dismiss = gr.Button("Dismiss", variant="stop")
+            gr.Markdown("**Or** mark it out of scope (the bot learns not to answer such "
+                        "questions at the next publish), or dismiss it (spam, handled)")
+            with gr.Row():
+                out_of_scope = gr.Button("Out of scope")
+                dismiss = gr.Button("Dismiss", variant="stop")
     status = gr.Markdown()
     form = [entry_id, question, answer, paraphrases, tags, target, wording]
     private = {"api_visibility": "private"}
@@ -164,3 +167,12 @@ def build(ctx: ConsoleContext) -> None:
         return after(actor, first, last, f"Dismissed {result['resolved']} question(s).")
 
     dismiss.click(dismiss_group, [chosen, start, end], outputs, **private)
+
+    @ctx.guarded("kb")
+    def out_of_scope_group(actor: StaffUser, group: Any, first: str, last: str) -> list[Any]:
+        group = need(group)
+        result = unanswered.mark_out_of_scope(actor, group["message_ids"])
+        return after(actor, first, last, f"Marked {result['resolved']} question(s) out of scope; "
+                     "the next published version is calibrated with them.")
+
+    out_of_scope.click(out_of_scope_group, [chosen, start, end], outputs, **private)
