@@ -31,6 +31,10 @@ from chatbot.cli import emit_json, load_settings, main, quiet_libraries
 @click.option("--conversations", type=click.Path(path_type=Path, dir_okay=False), default=None,
               help="Exported conversations (JSONL); replies rated up are added as examples.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
+@click.option("--retriever", is_flag=True,
+              help="Fine-tune the embedding model instead (sentence-transformers, hard "
+              "negatives); --validation-split is then the share of paraphrases held out to "
+              "measure the gain, and the index is rebuilt with the tuned model.")
 def train(
     base: str | None,
     output: Path | None,
@@ -45,8 +49,20 @@ def train(
     max_examples: int | None,
     conversations: Path | None,
     as_json: bool,
+    retriever: bool,
 ) -> None:
     """Fine-tune the answer model on the knowledge base (see the README's Fine-tuning section)."""
+    if retriever:
+        if lora or search or conversations or max_examples:
+            raise click.UsageError("--lora, --search, --conversations and --max-examples train "
+                                   "the answer model; they do not go with --retriever.")
+        given = click.get_current_context().get_parameter_source("batch_size")
+        # In-batch negatives want a larger batch than the answer model can afford.
+        if given == click.core.ParameterSource.DEFAULT:
+            batch_size = 32
+        train_retriever_command(base, output, epochs, learning_rate, batch_size, max_steps,
+                                validation_split, seed, as_json)
+        return
     from chatbot.errors import InvalidInput, ModelUnavailable
     from chatbot.generation.local import load_tokenizer
     from chatbot.service import build_services
@@ -130,3 +146,52 @@ def train(
     )
     click.echo(f"Saved to {report.output}. Serve it with: CHATBOT_MODEL={report.output} chatbot serve")
 
+
+
+def train_retriever_command(
+    base: str | None,
+    output: Path | None,
+    epochs: float,
+    learning_rate: float | None,
+    batch_size: int,
+    max_steps: int,
+    heldout_share: float,
+    seed: int,
+    as_json: bool,
+) -> None:
+    """``chatbot train --retriever``: tune, measure on held-out paraphrases, rebuild the index."""
+    from chatbot.service import build_services
+    from chatbot.training.retriever import RetrieverOptions, train_retriever
+
+    quiet_libraries()
+    settings = load_settings()
+    services = build_services(settings, load_generator=False)
+    version = services.retriever.index().version
+    options = RetrieverOptions(
+        base=base or settings.embedding_model,
+        output=output or settings.data_dir / "models" / f"retriever-v{version}",
+        epochs=epochs,
+        learning_rate=learning_rate or 2e-5,
+        batch_size=batch_size,
+        max_steps=max_steps,
+        heldout_share=heldout_share,
+        seed=seed,
+    )
+    options.check()
+    report = train_retriever(options, services.knowledge.published(version), kb_version=version,
+                             progress=not as_json)
+    # The index is rebuilt for the tuned model, so a server started with it is ready at once.
+    tuned = settings.model_copy(update={"embedding_model": str(options.output)})
+    rebuilt = build_services(tuned, load_generator=False).retriever.rebuild()
+    report["index_rebuilt"] = {"version": rebuilt.version, "model": rebuilt.model}
+    if as_json:
+        emit_json(report)
+        return
+    before, after = report["heldout_top1_before"], report["heldout_top1_after"]
+    if before is not None:
+        click.echo(f"Held-out paraphrases ({report['heldout_paraphrases']}): nearest phrasing "
+                   f"of the right entry {before:.1%} before, {after:.1%} after.")
+    click.echo(f"Trained on {report['train_rows']} rows, {report['steps']} steps, "
+               f"in {report['train_seconds']:.0f} s.")
+    click.echo(f"Saved to {report['output']}; the index was rebuilt for it. Serve it with: "
+               f"CHATBOT_EMBEDDING_MODEL={report['output']} chatbot serve")
