@@ -177,7 +177,7 @@ def run_eval(
         try:
             services.knowledge.save(records, publish=True, note="eval")
             services.retriever.index()  # and its calibration: fitted before any case runs
-            operating = calibration_report(services.chat)
+            operating = services.chat.calibration_report()
             if retrieval_only:
                 report = metrics(cases, run_cases(services.chat, cases, progress=progress))
                 return {**report, "calibration": operating}
@@ -200,21 +200,6 @@ def run_eval(
         finally:
             services.engine.dispose()
     return reports[names[0]] if len(names) == 1 else {"models": reports}
-
-
-def calibration_report(chat: Any) -> dict[str, Any]:
-    """The knowledge base's calibration and its operating point at the thresholds in force
-    (answer precision, answer rate and out-of-scope recall on its own held-out cases)."""
-    from knowledge.calibration import operating_point
-
-    calibration = chat.retriever.calibration
-    thresholds = chat.turn_thresholds()
-    return {
-        **calibration.describe(),
-        "operating_point": operating_point(
-            calibration, answer=thresholds.answer, clarify=thresholds.clarify
-        ),
-    }
 
 
 def run_cases(

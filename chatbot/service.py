@@ -44,7 +44,7 @@ from chatbot.prompts import select_passages, turn_messages
 from chatbot.settings import Settings
 from chatbot.staff.questions import out_of_scope_texts
 from chatbot.staff.webhook import HandoffWebhook, announce_waiting, webhook_from
-from knowledge.calibration import Calibration, threshold_for_precision
+from knowledge.calibration import Calibration, operating_point, threshold_for_precision
 from knowledge.embeddings import Embedder
 from knowledge.records import Entry
 from knowledge.retrieval import Hit, Retriever
@@ -173,6 +173,19 @@ class ChatService:
             tuned = (calibration, replace(self.thresholds, answer=answer))
             self._tuned = tuned
         return tuned[1]
+
+    def calibration_report(self) -> dict[str, Any]:
+        """The live version's calibration and its operating point at the thresholds in force
+        (answer precision, answer rate, out-of-scope recall on its own held-out cases)."""
+        calibration = self.retriever.calibration
+        thresholds = self.turn_thresholds()
+        return {
+            **calibration.describe(),
+            "kb_version": self.retriever.version,
+            "operating_point": operating_point(
+                calibration, answer=thresholds.answer, clarify=thresholds.clarify
+            ),
+        }
 
     def start_conversation(
         self,

@@ -233,3 +233,18 @@ def test_out_of_scope_questions_feed_the_next_calibration(staff, seeded, service
     calibration = services.retriever.fit_calibration(services.retriever.index())
     removed_entry_phrasings = calibration.unanswerable - len(generic_unanswerable()) - len(texts)
     assert removed_entry_phrasings >= 0
+
+
+def test_the_operating_point_of_the_live_version(staff, seeded):
+    report = staff.unanswered.calibration(staff_user(staff, "editor"))
+    assert report["fitted"] is True and report["kb_version"] >= 1
+    point = report["operating_point"]
+    assert point["answer_threshold"] >= 0.3
+    assert 0.0 <= point["answer_precision"] <= 1.0 and 0.0 <= point["oos_recall"] <= 1.0
+    assert report["marked_out_of_scope"] >= 0
+    with pytest.raises(Forbidden):
+        staff.unanswered.calibration(staff_user(staff, "agent"))
+    from ui.staff_console.unanswered_tab import calibration_markdown
+
+    assert "answer precision" in calibration_markdown(report)
+    assert "built-in calibration" in calibration_markdown({"fitted": False})

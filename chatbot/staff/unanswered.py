@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
@@ -36,7 +36,7 @@ from chatbot.models import MessageRow, UnansweredResolutionRow
 from chatbot.staff.accounts import StaffUser, require
 from chatbot.staff.audit import AuditLog
 from chatbot.staff.dates import Span
-from chatbot.staff.questions import OUT_OF_SCOPE, Question, collect
+from chatbot.staff.questions import OUT_OF_SCOPE, Question, collect, out_of_scope_texts
 
 if TYPE_CHECKING:
     from chatbot.staff.kb_editor import KnowledgeEditor
@@ -128,7 +128,9 @@ class Unanswered:
         retriever: Retriever,
         editor: KnowledgeEditor,
         audit: AuditLog,
+        calibration_report: Callable[[], dict[str, Any]] | None = None,
     ) -> None:
+        self._calibration_report = calibration_report
         self._sessions = sessionmaker(engine, expire_on_commit=False)
         self.embedder = embedder
         self.retriever = retriever
@@ -242,6 +244,15 @@ class Unanswered:
         ids = self._unresolved(message_ids)
         self._resolve(actor, ids, "dismissed", None)
         return {"resolved": len(ids), "action": "dismissed", "entry": None}
+
+    def calibration(self, actor: StaffUser) -> dict[str, Any]:
+        """How sure the bot is on the live version (``ChatService.calibration_report``), and
+        how many questions staff marked out of scope for the next calibration."""
+        require(actor, "kb")
+        report = self._calibration_report() if self._calibration_report else {}
+        with self._sessions() as session:
+            marked = len(out_of_scope_texts(session))
+        return {**report, "marked_out_of_scope": marked}
 
     def mark_out_of_scope(self, actor: StaffUser, message_ids: Sequence[int]) -> dict[str, Any]:
         """The questions are not for the knowledge base: they leave the list, and the next

@@ -253,6 +253,11 @@ def router(staff: Staff) -> APIRouter:
     ) -> dict[str, Any]:
         return staff.unanswered.to_paraphrase(user, body.message_ids, body.entry_id, body.text)
 
+    @api.get("/calibration", summary="How sure the bot is: the live KB version's calibration "
+             "and operating point (answer precision, answer rate, out-of-scope recall)")
+    def calibration(user: StaffUser = KB) -> dict[str, Any]:
+        return staff.unanswered.calibration(user)
+
     @api.post("/unanswered/out-of-scope", response_model=Resolution,
               summary="Not for the KB: teaches the next calibration not to answer such questions")
     def unanswered_out_of_scope(body: Dismiss, user: StaffUser = KB) -> dict[str, Any]:

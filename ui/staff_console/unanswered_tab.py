@@ -57,6 +57,28 @@ def group_markdown(group: dict[str, Any]) -> str:
     )
 
 
+def calibration_markdown(report: dict[str, Any]) -> str:
+    """The live version's operating point in a sentence or two."""
+    marked = report.get("marked_out_of_scope", 0)
+    later = f" {marked} question(s) marked out of scope count at the next publish."
+    if not report.get("fitted"):
+        return ("**How sure the bot is:** the live version uses the built-in calibration (its "
+                "entries need paraphrases to be calibrated on their own)." + later)
+    point = report.get("operating_point") or {}
+
+    def pct(key: str) -> str:
+        value = point.get(key)
+        return "–" if value is None else f"{value:.0%}"
+
+    return (
+        f"**How sure the bot is** (version {report.get('kb_version')}, calibrated on "
+        f"{report['answerable_cases']} held-out phrasings and {report['unanswerable_cases']} "
+        f"unanswerable messages): it answers at a score of {point.get('answer_threshold')} or "
+        f"more, which there gives answer precision {pct('answer_precision')}, answer rate "
+        f"{pct('answer_rate')} and out-of-scope recall {pct('oos_recall')}." + later
+    )
+
+
 def build(ctx: ConsoleContext) -> None:
     unanswered = ctx.staff.unanswered
     gr.Markdown(
@@ -65,6 +87,7 @@ def build(ctx: ConsoleContext) -> None:
         "a new entry, add it to an existing entry, or dismiss it. Entries are drafts until "
         "published in the Knowledge base tab."
     )
+    confidence = gr.Markdown()
     with gr.Row():
         start = gr.Textbox(label="From (YYYY-MM-DD)", placeholder="all time", scale=1)
         end = gr.Textbox(label="To (YYYY-MM-DD)", placeholder="today", scale=1)
@@ -108,6 +131,13 @@ def build(ctx: ConsoleContext) -> None:
     outputs = [table, groups, chosen, details, *form, status]
     gr.on([refresh.click, start.submit, end.submit], show, [start, end], outputs, **private)
     ctx.on_load(show, [start, end], outputs)
+
+    @ctx.guarded("kb")
+    def show_calibration(actor: StaffUser) -> str:
+        return calibration_markdown(unanswered.calibration(actor))
+
+    refresh.click(show_calibration, None, [confidence], **private)
+    ctx.on_load(show_calibration, [], [confidence])
 
     @ctx.guarded("kb")
     def pick(actor: StaffUser, found: list[dict[str, Any]], evt: gr.SelectData) -> list[Any]:
