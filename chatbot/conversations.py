@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import sessionmaker
 
@@ -285,6 +285,14 @@ class ConversationStore:
             conv.updated_at = utcnow()
             session.flush()
             return _message(row)
+
+    def count(self, conversation_id: str, *, role: str | None = None) -> int:
+        """How many messages (of ``role``, if given) the conversation holds."""
+        query = select(func.count(MessageRow.id)).where(MessageRow.conversation_id == conversation_id)
+        if role is not None:
+            query = query.where(MessageRow.role == role)
+        with self._sessions() as session:
+            return int(session.scalar(query) or 0)
 
     def messages(self, conversation_id: str, *, limit: int | None = None) -> list[Message]:
         """Messages oldest first; with ``limit``, only the most recent ones."""

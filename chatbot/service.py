@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 import time
-import unicodedata
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import closing
 from dataclasses import dataclass, field
@@ -35,9 +34,10 @@ from chatbot.conversations import (
 from chatbot.db import make_engine, upgrade
 from chatbot.dialogue.decision import Decision, Thresholds, is_fast_path
 from chatbot.dialogue.manager import plan_turn
-from chatbot.errors import ChatbotError, InvalidInput
+from chatbot.errors import ChatbotError, Conflict, InvalidInput
 from chatbot.generation import GenerationParams, Generator, make_generator
 from chatbot.identity import verify_identity
+from chatbot.inputs import check_characters, clean_message, normalize
 from chatbot.prompts import select_passages, turn_messages
 from chatbot.settings import Settings
 from chatbot.staff.webhook import HandoffWebhook, announce_waiting, webhook_from
@@ -117,22 +117,6 @@ class ConversationView:
     feedback: dict[int, Feedback]  # by message id
 
 
-def clean_message(text: Any, limit: int) -> str:
-    if not isinstance(text, str):
-        raise InvalidInput("The message must be text.")
-    text = unicodedata.normalize("NFC", text)
-    text = "".join(c for c in text if c in "\n\t" or unicodedata.category(c) not in ("Cc", "Cs"))
-    text = text.strip()
-    if not text:
-        raise InvalidInput("The message is empty; type a question.")
-    if len(text) > limit:
-        raise InvalidInput(
-            f"The message is {len(text):,} characters; the limit is {limit:,}. "
-            "Please shorten it."
-        )
-    return text
-
-
 def source_of(hit: Hit) -> dict[str, Any]:
     return {"id": hit.id, "title": hit.title, "score": round(hit.score, 4)}
 
@@ -173,12 +157,20 @@ class ChatService:
             content = turn.get("content")
             if not isinstance(content, str) or not content.strip():
                 raise InvalidInput(f"history[{i}].content must be non-empty text.")
+            content = normalize(content)
+            check_characters(content, f"history[{i}].content")
             if len(content) > self.settings.max_message_chars:
                 raise InvalidInput(
                     f"history[{i}].content is {len(content):,} characters; the limit is "
                     f"{self.settings.max_message_chars:,}."
                 )
             turns.append((turn["role"], content))
+        customer_turns = sum(1 for role, _ in turns if role == "user")
+        if customer_turns > self.settings.max_conversation_turns:
+            raise InvalidInput(
+                f"The history holds {customer_turns:,} customer messages; a conversation may "
+                f"hold {self.settings.max_conversation_turns:,}."
+            )
         cid = self.conversations.create(conversation_id, visitor_id=visitor_id)
         for role, content in turns:
             self.conversations.add_message(cid, role=role, content=content)
@@ -299,6 +291,7 @@ class ChatService:
         text = clean_message(text, self.settings.max_message_chars)
         sampling = self.params.merged(params)
         conversation = self.conversations.get(conversation_id)
+        self._check_room(conversation_id)
         if conversation.status == "closed":  # the customer is back: the bot answers again
             self.conversations.move(conversation_id, to="bot", status=("closed",))
         elif conversation.status == "agent":
@@ -368,6 +361,15 @@ class ChatService:
                 model=model,
             )
         )
+
+    def _check_room(self, conversation_id: str) -> None:
+        """Conflict when the conversation already holds its limit of customer messages."""
+        limit = self.settings.max_conversation_turns
+        if self.conversations.count(conversation_id, role="user") >= limit:
+            raise Conflict(
+                f"This conversation has reached its limit of {limit:,} messages. Please start a "
+                "new conversation to go on; everything said so far is kept."
+            )
 
     def _passed_on(
         self, conversation: Conversation, text: str, started: float

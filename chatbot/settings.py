@@ -47,6 +47,18 @@ class Settings(BaseSettings):
     max_message_chars: int = Field(
         4000, ge=1, description="Longest customer message accepted, in characters."
     )
+    rate_limit_per_ip: int = Field(
+        300, ge=0,
+        description="Customer-API requests per minute from one IP address, all its conversations "
+        "together; 0: no per-address limit.",
+    )
+    max_body_bytes: int = Field(
+        1_048_576, ge=1024, description="Largest customer-API request body accepted, in bytes."
+    )
+    max_conversation_turns: int = Field(
+        200, ge=1,
+        description="Customer messages one conversation may hold; then a new one must be started.",
+    )
 
     # Staff console.
     staff_session_hours: float = Field(

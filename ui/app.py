@@ -9,6 +9,7 @@ from fastapi import FastAPI
 from ui.api import customer_api
 from ui.chat_page import mount_chat_page
 from ui.errors import install_error_handlers
+from ui.limits import RequestLimits, limiter_for
 from ui.openai_api import openai_api
 from ui.origins import OriginGuard
 from ui.staff_api import staff_api
@@ -37,5 +38,11 @@ def create_app(services: Services, staff: Staff | None = None) -> FastAPI:
     app.include_router(openai_api(services.chat))
     app.include_router(staff_api(staff))
     mount_staff_console(app, staff, services.settings)  # before the chat page's mount at /
+    settings = services.settings
+    app.add_middleware(
+        RequestLimits,
+        limiter=limiter_for(settings.rate_limit, settings.rate_limit_per_ip),
+        max_body_bytes=settings.max_body_bytes,
+    )
     app.add_middleware(OriginGuard, allowed=services.settings.origins)  # outermost: CORS first
     return mount_chat_page(app, services.chat)
