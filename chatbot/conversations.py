@@ -30,6 +30,7 @@ from sqlalchemy.orm import sessionmaker
 
 from chatbot.errors import Conflict, InvalidInput, NotFound
 from chatbot.models import ConversationRow, FeedbackRow, MessageRow, utcnow
+from chatbot.privacy.redaction import Redactor
 
 ROLES = ("user", "assistant", "agent", "notice")
 STATUSES = ("bot", "waiting", "agent", "closed")
@@ -128,9 +129,27 @@ def check_conversation_id(conversation_id: str) -> str:
     return conversation_id
 
 
+REDACTED_META = ("query", "context")  # meta keys that hold the customer's words
+
+
 class ConversationStore:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, redactor: Redactor | None = None) -> None:
+        """``redactor``: personal data in message text, feedback comments and the stored
+        retrieval query is replaced before it is written (``CHATBOT_REDACT_PII``)."""
         self._sessions = sessionmaker(engine, expire_on_commit=False)
+        self.redactor = redactor if redactor is not None and redactor.enabled else None
+
+    def _clean(self, text: str) -> str:
+        return self.redactor.redact(text) if self.redactor is not None else text
+
+    def _clean_meta(self, meta: dict[str, Any]) -> dict[str, Any]:
+        if self.redactor is None:
+            return meta
+        out = dict(meta)
+        for key in REDACTED_META:
+            if isinstance(out.get(key), str):
+                out[key] = self._clean(out[key])
+        return out
 
     def create(self, conversation_id: str | None = None, *, visitor_id: str | None = None) -> str:
         cid = check_conversation_id(conversation_id) if conversation_id else uuid.uuid4().hex
@@ -273,13 +292,13 @@ class ConversationStore:
             row = MessageRow(
                 conversation_id=conversation_id,
                 role=role,
-                content=content,
+                content=self._clean(content),
                 decision=decision,
                 sources=sources or [],
                 model=model,
                 latency_ms=latency_ms,
                 grounded=grounded,
-                meta=meta or {},
+                meta=self._clean_meta(meta or {}),
             )
             session.add(row)
             conv.updated_at = utcnow()
@@ -336,6 +355,7 @@ class ConversationStore:
         if row is None:
             row = FeedbackRow(conversation_id=conversation_id, message_id=message_id)
             session.add(row)
+        comment = self._clean(comment) if comment is not None else None
         row.rating, row.comment, row.created_at = rating, comment, utcnow()
         session.flush()
         session.refresh(row)  # the stored values (SQLite returns naive UTC datetimes)

@@ -493,7 +493,7 @@ def build_services(
     if migrate:
         upgrade(engine)
     knowledge = KnowledgeStore(engine)
-    conversations = ConversationStore(engine)
+    conversations = ConversationStore(engine, redactor=settings.redactor)
     embedder = Embedder(settings.embedding_model, engine=engine)
     retriever = Retriever(knowledge, embedder, settings.data_dir / "index")
     if generator is None and load_generator:

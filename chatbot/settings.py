@@ -7,10 +7,13 @@ setting is missing from the README. Nothing is read at import: call ``Settings()
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+if TYPE_CHECKING:
+    from chatbot.privacy.redaction import Redactor
 
 BUNDLED = "bundled"
 
@@ -58,6 +61,26 @@ class Settings(BaseSettings):
     max_conversation_turns: int = Field(
         200, ge=1,
         description="Customer messages one conversation may hold; then a new one must be started.",
+    )
+
+    # Privacy.
+    redact_pii: str = Field(
+        "all",
+        description="Personal data replaced by placeholders in stored messages, logs, exports and "
+        "training data: all, off, or a list of email, phone, card, iban, national_id.",
+    )
+    retention_days: int = Field(
+        0, ge=0,
+        description="Conversations inactive for more days are deleted by a job in the server "
+        "(hourly); 0 keeps them.",
+    )
+
+    # Logs.
+    log_format: Literal["json", "text"] = Field(
+        "json", description="Server log lines on stderr: json (one object a line) or text."
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        "info", description="Lowest level of server log lines (info logs one line per request)."
     )
 
     # Staff console.
@@ -146,6 +169,14 @@ class Settings(BaseSettings):
     def _expand(cls, v: Path) -> Path:
         return v.expanduser()
 
+    @field_validator("redact_pii")
+    @classmethod
+    def _kinds(cls, v: str) -> str:
+        from chatbot.privacy.redaction import Redactor
+
+        Redactor.from_setting(v)  # ValueError naming the unknown kind
+        return v
+
     @model_validator(mode="after")
     def _check(self) -> Settings:
         if self.clarify_threshold > self.answer_threshold:
@@ -159,6 +190,12 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'chatbot.db').resolve()}"
+
+    @property
+    def redactor(self) -> Redactor:
+        from chatbot.privacy.redaction import Redactor
+
+        return Redactor.from_setting(self.redact_pii)
 
     @property
     def origins(self) -> list[str]:

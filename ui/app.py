@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
 
+from chatbot.privacy.records import RetentionJob
 from ui.api import customer_api
 from ui.chat_page import mount_chat_page
 from ui.errors import install_error_handlers
@@ -31,6 +32,12 @@ def create_app(services: Services, staff: Staff | None = None) -> FastAPI:
     @app.get("/healthz")
     def healthz() -> dict[str, bool]:
         return {"ok": True}
+
+    # Conversations past CHATBOT_RETENTION_DAYS are deleted at start and then every hour.
+    retention = RetentionJob(staff.privacy.records, services.settings.retention_days)
+    app.router.add_event_handler("startup", retention.start)
+    app.router.add_event_handler("shutdown", retention.stop)
+    app.state.retention = retention
 
     register_widget(app, services)
     install_error_handlers(app)
