@@ -28,7 +28,6 @@ from chatbot.conversations import (
     Conversation,
     ConversationStore,
     Feedback,
-    Message,
     check_conversation_id,
 )
 from chatbot.db import make_engine, upgrade
@@ -38,61 +37,27 @@ from chatbot.errors import ChatbotError, Conflict, InvalidInput
 from chatbot.generation import GenerationParams, Generator, make_generator
 from chatbot.identity import verify_identity
 from chatbot.inputs import check_characters, clean_message, normalize
+from chatbot.monitoring import Metrics
 from chatbot.prompts import select_passages, turn_messages
 from chatbot.settings import Settings
 from chatbot.staff.webhook import HandoffWebhook, announce_waiting, webhook_from
+from chatbot.turns import (
+    ConversationView,
+    Delta,
+    Event,
+    Final,
+    HandoffResult,
+    Reset,
+    TurnResult,
+    sentences_of,
+    source_of,
+)
 from knowledge.embeddings import Embedder
 from knowledge.records import Entry
-from knowledge.retrieval import Hit, Retriever
+from knowledge.retrieval import Retriever
 from knowledge.store import KnowledgeStore
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class TurnResult:
-    conversation_id: str
-    decision: str  # answer | clarify | handoff
-    text: str
-    sources: list[dict[str, Any]]
-    grounded: bool | None
-    latency_ms: float
-    message_id: int | None = None
-    reason: str = ""
-    fallback: bool = False
-    model: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        """The ``chatbot ask --json`` object of CONTRACT.md."""
-        return {
-            "conversation_id": self.conversation_id,
-            "decision": self.decision,
-            "text": self.text,
-            "sources": self.sources,
-            "grounded": self.grounded,
-            "latency_ms": round(self.latency_ms, 1),
-        }
-
-
-@dataclass
-class Delta:
-    text: str
-
-
-@dataclass
-class Reset:
-    """The text streamed so far is withdrawn (it was not grounded); ``text`` replaces it."""
-
-    text: str
-
-
-@dataclass
-class Final:
-    result: TurnResult
-
-
-Event = Delta | Reset | Final
-
 
 RATINGS = ("up", "down")
 MAX_COMMENT_CHARS = 2000
@@ -100,25 +65,6 @@ AGENT_PRESENT = (
     "A colleague from our support team is already looking after this conversation and will "
     "reply here."
 )
-
-
-@dataclass
-class HandoffResult:
-    conversation_id: str
-    status: str  # waiting, or agent when a person already has the conversation
-    text: str  # what the customer is told happens next (stored as an assistant message)
-    message_id: int
-
-
-@dataclass
-class ConversationView:
-    conversation: Conversation
-    messages: list[Message]
-    feedback: dict[int, Feedback]  # by message id
-
-
-def source_of(hit: Hit) -> dict[str, Any]:
-    return {"id": hit.id, "title": hit.title, "score": round(hit.score, 4)}
 
 
 @dataclass
@@ -131,6 +77,7 @@ class ChatService:
     params: GenerationParams
     embedder: Embedder = field(repr=False)
     webhook: HandoffWebhook | None = field(default=None, repr=False)
+    metrics: Metrics | None = field(default=None, repr=False)
     _examples: dict[int, list[str]] = field(default_factory=dict, init=False, repr=False)
 
     def start_conversation(
@@ -256,7 +203,7 @@ class ChatService:
                 decision="handoff",
                 meta={"reason": "negative_feedback", "rated_message_id": message_id},
             )
-            announce_waiting(self.webhook, self.conversations, conversation_id)
+            self._waiting(conversation_id, "negative_feedback")
         return stored
 
     def request_handoff(self, conversation_id: str) -> HandoffResult:
@@ -273,7 +220,7 @@ class ChatService:
             meta={"reason": "customer_request", "requested": True},
         )
         if started:
-            announce_waiting(self.webhook, self.conversations, conversation_id)
+            self._waiting(conversation_id, "customer_request")
         return HandoffResult(conversation_id, status, text, stored.id)
 
     def send_message(
@@ -309,8 +256,9 @@ class ChatService:
         )
         decision = plan.decision
         grounded: bool | None = None
-        fallback = waiting = False
+        waiting = False
         model: str | None = None
+        origin, tokens = "", 0
         sources = [source_of(h) for h in decision.hits]
         if decision.kind == "smalltalk":
             reply, kind, sources = replies.SMALLTALK[decision.reason], "answer", []
@@ -324,9 +272,10 @@ class ChatService:
             yield Delta(reply)
         else:
             kind = "answer"
-            reply, grounded, fallback, model = yield from self._answer(
+            reply, grounded, origin, model, tokens = yield from self._answer(
                 plan.intent.text, history, decision, sampling
             )
+        fallback = origin == "fallback"
         latency = (time.perf_counter() - started) * 1000
         stored = self.conversations.add_message(
             conversation_id,
@@ -346,21 +295,30 @@ class ChatService:
             },
         )
         if decision.kind == "handoff" and waiting:
-            announce_waiting(self.webhook, self.conversations, conversation_id)
-        yield Final(
-            TurnResult(
-                conversation_id=conversation_id,
-                decision=kind,
-                text=reply,
-                sources=sources,
-                grounded=grounded,
-                latency_ms=latency,
-                message_id=stored.id,
-                reason=decision.reason,
-                fallback=fallback,
-                model=model,
-            )
+            self._waiting(conversation_id, decision.reason)
+        result = TurnResult(
+            conversation_id=conversation_id,
+            decision=kind,
+            text=reply,
+            sources=sources,
+            grounded=grounded,
+            latency_ms=latency,
+            message_id=stored.id,
+            reason=decision.reason,
+            fallback=fallback,
+            model=model,
+            tokens=tokens,
+            origin=origin,
         )
+        if self.metrics is not None:
+            self.metrics.turn(result)
+        yield Final(result)
+
+    def _waiting(self, conversation_id: str, reason: str) -> None:
+        """The conversation has just started waiting for a person: tell the staff and count it."""
+        announce_waiting(self.webhook, self.conversations, conversation_id)
+        if self.metrics is not None:
+            self.metrics.handoff(reason)
 
     def _check_room(self, conversation_id: str) -> None:
         """Conflict when the conversation already holds its limit of customer messages."""
@@ -380,18 +338,19 @@ class ChatService:
             meta={"agent": conversation.assigned_agent},
         )
         note = replies.PASSED_ON.format(name=replies.agent_name(conversation.assigned_agent))
-        yield Final(
-            TurnResult(
-                conversation_id=conversation.id,
-                decision="handoff",
-                text=note,
-                sources=[],
-                grounded=None,
-                latency_ms=(time.perf_counter() - started) * 1000,
-                message_id=None,
-                reason="agent",
-            )
+        result = TurnResult(
+            conversation_id=conversation.id,
+            decision="handoff",
+            text=note,
+            sources=[],
+            grounded=None,
+            latency_ms=(time.perf_counter() - started) * 1000,
+            message_id=None,
+            reason="agent",
         )
+        if self.metrics is not None:
+            self.metrics.turn(result)
+        yield Final(result)
 
     def _answer(
         self,
@@ -400,31 +359,38 @@ class ChatService:
         decision: Decision,
         params: GenerationParams,
     ) -> Iterator[Event]:
-        """Yields events; returns (text, grounded, fallback, model)."""
+        """Yields events; returns (text, grounded, origin, model, tokens).
+
+        Whatever the model does (raises, times out, is unavailable), the customer gets the best
+        passage's own text: the failure is logged with its traceback and counted."""
         top = decision.hits[0]
         embed = self.embedder.embed_sentences
         if self.generator is None or is_fast_path(decision, self.thresholds):
             text = grounding.fallback_text(question, top.kind, top.text, embed)
             yield Delta(text)
-            return text, None, False, None
-        messages = turn_messages(
-            question=question,
-            hits=decision.hits,
-            history=[(m.role, m.content) for m in history if m.role in ("user", "assistant")],
-            count_tokens=self.generator.count_tokens,
-            context_tokens=self.settings.context_tokens,
-            max_new_tokens=params.max_new_tokens,
-            history_turns=self.settings.history_turns,
-            min_score=self.thresholds.clarify,
-        )
-        passages = select_passages(decision.hits, self.thresholds.clarify)
-        support = grounding.Support(
-            [p.text for p in passages], embed, self.settings.grounding_threshold
-        )
+            return text, None, "kb_only" if self.generator is None else "fast_path", None, 0
+        generator = self.generator
         streamed: list[str] = []
-        # Closing the stream early (a sentence failed) stops the model generating.
-        with closing(_sentences_of(self.generator.stream(messages, params))) as produced:
-            try:
+        pieces: list[str] = []
+        grounded: bool | None = None
+        model: str | None = None
+        try:
+            messages = turn_messages(
+                question=question,
+                hits=decision.hits,
+                history=[(m.role, m.content) for m in history if m.role in ("user", "assistant")],
+                count_tokens=generator.count_tokens,
+                context_tokens=self.settings.context_tokens,
+                max_new_tokens=params.max_new_tokens,
+                history_turns=self.settings.history_turns,
+                min_score=self.thresholds.clarify,
+            )
+            passages = select_passages(decision.hits, self.thresholds.clarify)
+            support = grounding.Support(
+                [p.text for p in passages], embed, self.settings.grounding_threshold
+            )
+            # Closing the stream early (a sentence failed) stops the model generating.
+            with closing(sentences_of(recorded(generator.stream(messages, params), pieces))) as produced:
                 # Each finished sentence is checked before the customer sees it.
                 for sentence in produced:
                     if not support.check(sentence).grounded:
@@ -433,30 +399,37 @@ class ChatService:
                     yield Delta(sentence if len(streamed) == 1 else " " + sentence)
                 else:
                     if streamed:
-                        return " ".join(streamed), True, False, self.generator.name
-                grounded, model = False, self.generator.name
-            except ChatbotError:
-                log.exception("generation failed; answering from the knowledge base")
-                grounded, model = None, None
+                        return (" ".join(streamed), True, "generated", generator.name,
+                                self._count(pieces))
+                grounded, model = False, generator.name
+        except Exception as exc:  # the model failed: the knowledge base answers instead
+            level = logging.WARNING if isinstance(exc, ChatbotError) else logging.ERROR
+            log.log(level, "generation failed; answering from the knowledge base", exc_info=exc)
+            if self.metrics is not None:
+                self.metrics.generation_failed()
         text = grounding.fallback_text(question, top.kind, top.text, embed)
         yield Reset(text)
-        return text, grounded, True, model
+        return text, grounded, "fallback", model, self._count(pieces)
+
+    def _count(self, pieces: list[str]) -> int:
+        if not pieces or self.generator is None:
+            return 0
+        try:
+            return self.generator.count_tokens("".join(pieces))
+        except Exception:  # a broken tokenizer must not break the turn
+            return 0
 
 
-def _sentences_of(pieces: Iterator[str]) -> Iterator[str]:
-    """Finished sentences of a token stream as they complete, then the unfinished rest."""
-    pending = ""
+def recorded(stream: Iterator[str], pieces: list[str]) -> Iterator[str]:
+    """``stream``, keeping each piece in ``pieces``; closing it closes ``stream``."""
     try:
-        for piece in pieces:
-            pending += piece
-            *done, pending = grounding.split_keep_tail(pending)
-            yield from done
+        for piece in stream:
+            pieces.append(piece)
+            yield piece
     finally:
-        close = getattr(pieces, "close", None)  # a generator: stop the backend producing
+        close = getattr(stream, "close", None)
         if close is not None:
             close()
-    if pending.strip():
-        yield pending.strip()
 
 
 @dataclass
@@ -468,6 +441,7 @@ class Services:
     embedder: Embedder
     retriever: Retriever
     chat: ChatService
+    metrics: Metrics
 
 
 def thresholds_from(settings: Settings) -> Thresholds:
@@ -508,4 +482,7 @@ def build_services(
         embedder=embedder,
         webhook=webhook_from(settings.handoff_webhook_url, settings.handoff_webhook_secret),
     )
-    return Services(settings, engine, knowledge, conversations, embedder, retriever, chat)
+    metrics = Metrics()
+    metrics.track_kb_version(lambda: retriever.version)
+    chat.metrics = metrics
+    return Services(settings, engine, knowledge, conversations, embedder, retriever, chat, metrics)

@@ -83,6 +83,10 @@ class Settings(BaseSettings):
         "info", description="Lowest level of server log lines (info logs one line per request)."
     )
 
+    metrics_token: str = Field(
+        "", description="Bearer token /metrics requires; empty: /metrics is open (keep it internal)."
+    )
+
     # Staff console.
     staff_session_hours: float = Field(
         12.0, gt=0, le=720, description="Hours a staff console sign-in lasts."
