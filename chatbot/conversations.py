@@ -134,8 +134,11 @@ REDACTED_META = ("query", "context")  # meta keys that hold the customer's words
 
 class ConversationStore:
     def __init__(self, engine: Engine, *, redactor: Redactor | None = None) -> None:
-        """``redactor``: personal data in message text, feedback comments and the stored
-        retrieval query is replaced before it is written (``CHATBOT_REDACT_PII``)."""
+        """``redactor``: personal data in the customer's messages, feedback comments and the
+        stored retrieval query is replaced before it is written (``CHATBOT_REDACT_PII``). The
+        bot's and the staff's replies are kept as written: they quote the knowledge base (a
+        generated sentence must be grounded in it), which holds the shop's own phone numbers
+        and addresses, not personal data."""
         self._sessions = sessionmaker(engine, expire_on_commit=False)
         self.redactor = redactor if redactor is not None and redactor.enabled else None
 
@@ -292,7 +295,7 @@ class ConversationStore:
             row = MessageRow(
                 conversation_id=conversation_id,
                 role=role,
-                content=self._clean(content),
+                content=self._clean(content) if role == "user" else content,
                 decision=decision,
                 sources=sources or [],
                 model=model,

@@ -15,6 +15,8 @@ the HTTP edge reports requests and rate-limit refusals. Names (all prefixed ``ch
 - ``rate_limited_total{limit}``: requests refused with 429 (``conversation``, ``ip``, ``client``);
 - ``http_requests_total{method,route,status}``, ``http_request_duration_seconds{method,route}``;
 - ``http_errors_total{route}``: 5xx answers;
+- ``moderated_total{direction,category}``: customer messages and generated sentences that
+  moderation flagged (``chatbot.moderation``);
 - ``kb_version``: the knowledge-base version the server answers from.
 
 ``readiness(services)`` checks what serving needs without building anything: the database
@@ -76,6 +78,9 @@ class Metrics:
             registry=r)
         self.http_errors = Counter("chatbot_http_errors_total", "HTTP answers with status 5xx.",
                                    ["route"], registry=r)
+        self.moderated = Counter("chatbot_moderated_total",
+                                 "Messages (input) and generated sentences (output) moderation "
+                                 "flagged.", ["direction", "category"], registry=r)
         self.kb_version = Gauge("chatbot_kb_version",
                                 "Knowledge-base version the server answers from.", registry=r)
 

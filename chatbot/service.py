@@ -18,7 +18,7 @@ import logging
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import closing
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sqlalchemy import Engine
@@ -37,6 +37,7 @@ from chatbot.errors import ChatbotError, Conflict, InvalidInput
 from chatbot.generation import GenerationParams, Generator, make_generator
 from chatbot.identity import verify_identity
 from chatbot.inputs import check_characters, clean_message, normalize
+from chatbot.moderation import Flag, Moderator
 from chatbot.monitoring import Metrics
 from chatbot.prompts import select_passages, turn_messages
 from chatbot.settings import Settings
@@ -78,6 +79,7 @@ class ChatService:
     embedder: Embedder = field(repr=False)
     webhook: HandoffWebhook | None = field(default=None, repr=False)
     metrics: Metrics | None = field(default=None, repr=False)
+    moderator: Moderator = field(default_factory=lambda: Moderator.build(False), repr=False)
     _examples: dict[int, list[str]] = field(default_factory=dict, init=False, repr=False)
 
     def start_conversation(
@@ -245,8 +247,17 @@ class ChatService:
             yield from self._passed_on(conversation, text, started)
             return
         history = self.conversations.messages(conversation_id, limit=40)
+        flag = self.moderator.check_input(text)
         # Committed before any model work: nothing the customer said is lost.
-        self.conversations.add_message(conversation_id, role="user", content=text)
+        self.conversations.add_message(
+            conversation_id, role="user", content=text,
+            meta={"moderation": flag.category} if flag else None,
+        )
+        if flag is not None:
+            self._moderated(flag)
+            if flag.category != "injection":  # harmful requests: a fixed reply, nothing else
+                yield from self._refuse(conversation_id, flag.category, started)
+                return
         plan = plan_turn(
             text,
             history,
@@ -255,6 +266,10 @@ class ChatService:
             k=self.settings.retrieval_top_k,
         )
         decision = plan.decision
+        if flag is not None and not (decision.kind == "answer" or decision.reason == "customer_request"):
+            # An injection attempt the knowledge base has no answer for: refuse, politely.
+            yield from self._refuse(conversation_id, flag.category, started)
+            return
         grounded: bool | None = None
         waiting = False
         model: str | None = None
@@ -273,7 +288,7 @@ class ChatService:
         else:
             kind = "answer"
             reply, grounded, origin, model, tokens = yield from self._answer(
-                plan.intent.text, history, decision, sampling
+                plan.intent.text, history, decision, sampling, model_allowed=flag is None
             )
         fallback = origin == "fallback"
         latency = (time.perf_counter() - started) * 1000
@@ -358,13 +373,21 @@ class ChatService:
         history: list[Any],
         decision: Decision,
         params: GenerationParams,
+        model_allowed: bool = True,
     ) -> Iterator[Event]:
         """Yields events; returns (text, grounded, origin, model, tokens).
 
         Whatever the model does (raises, times out, is unavailable), the customer gets the best
         passage's own text: the failure is logged with its traceback and counted."""
+        # Passage sentences that address the model are dropped before anything uses them.
+        decision = replace(decision, hits=tuple(
+            replace(h, text=self.moderator.sanitize(h.text)) for h in decision.hits))
         top = decision.hits[0]
         embed = self.embedder.embed_sentences
+        if not model_allowed:  # an injection attempt: the model never sees it
+            text = grounding.fallback_text(question, top.kind, top.text, embed)
+            yield Delta(text)
+            return text, None, "kb_only", None, 0
         if self.generator is None or is_fast_path(decision, self.thresholds):
             text = grounding.fallback_text(question, top.kind, top.text, embed)
             yield Delta(text)
@@ -378,7 +401,8 @@ class ChatService:
             messages = turn_messages(
                 question=question,
                 hits=decision.hits,
-                history=[(m.role, m.content) for m in history if m.role in ("user", "assistant")],
+                history=[(m.role, m.content) for m in history if m.role in ("user", "assistant")
+                         and not m.meta.get("moderation")],  # flagged messages stay out
                 count_tokens=generator.count_tokens,
                 context_tokens=self.settings.context_tokens,
                 max_new_tokens=params.max_new_tokens,
@@ -386,14 +410,13 @@ class ChatService:
                 min_score=self.thresholds.clarify,
             )
             passages = select_passages(decision.hits, self.thresholds.clarify)
-            support = grounding.Support(
-                [p.text for p in passages], embed, self.settings.grounding_threshold
-            )
+            texts = [p.text for p in passages]
+            support = grounding.Support(texts, embed, self.settings.grounding_threshold)
             # Closing the stream early (a sentence failed) stops the model generating.
             with closing(sentences_of(recorded(generator.stream(messages, params), pieces))) as produced:
                 # Each finished sentence is checked before the customer sees it.
                 for sentence in produced:
-                    if not support.check(sentence).grounded:
+                    if self._blocked(sentence, texts) or not support.check(sentence).grounded:
                         break
                     streamed.append(sentence)
                     yield Delta(sentence if len(streamed) == 1 else " " + sentence)
@@ -410,6 +433,33 @@ class ChatService:
         text = grounding.fallback_text(question, top.kind, top.text, embed)
         yield Reset(text)
         return text, grounded, "fallback", model, self._count(pieces)
+
+    def _blocked(self, sentence: str, passages: list[str]) -> bool:
+        flag = self.moderator.check_output(sentence, passages)
+        if flag is not None:
+            log.warning("moderation withheld a generated sentence (%s)", flag.category)
+            self._moderated(flag)
+        return flag is not None
+
+    def _moderated(self, flag: Flag) -> None:
+        if self.metrics is not None:
+            self.metrics.moderated.labels(flag.direction, flag.category).inc()
+
+    def _refuse(self, conversation_id: str, category: str, started: float) -> Iterator[Event]:
+        """A fixed reply to a message moderation flagged (no sources, no model)."""
+        reply = replies.MODERATED[category]
+        yield Delta(reply)
+        latency = (time.perf_counter() - started) * 1000
+        stored = self.conversations.add_message(
+            conversation_id, role="assistant", content=reply, decision="answer",
+            latency_ms=latency, meta={"reason": f"moderated_{category}"},
+        )
+        result = TurnResult(conversation_id=conversation_id, decision="answer", text=reply,
+                            sources=[], grounded=None, latency_ms=latency, message_id=stored.id,
+                            reason=f"moderated_{category}")
+        if self.metrics is not None:
+            self.metrics.turn(result)
+        yield Final(result)
 
     def _count(self, pieces: list[str]) -> int:
         if not pieces or self.generator is None:
@@ -481,6 +531,7 @@ def build_services(
         params=GenerationParams.from_settings(settings),
         embedder=embedder,
         webhook=webhook_from(settings.handoff_webhook_url, settings.handoff_webhook_secret),
+        moderator=Moderator.from_settings(settings.moderation, settings.moderation_file),
     )
     metrics = Metrics()
     metrics.track_kb_version(lambda: retriever.version)

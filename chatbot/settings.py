@@ -75,6 +75,16 @@ class Settings(BaseSettings):
         "(hourly); 0 keeps them.",
     )
 
+    # Moderation.
+    moderation: bool = Field(
+        True,
+        description="Check customer messages and generated replies against word lists and "
+        "patterns (prompt injection, harmful requests, insults, unstated promises).",
+    )
+    moderation_file: str = Field(
+        "", description="JSON file with extra moderation patterns and words (README, Moderation)."
+    )
+
     # Logs.
     log_format: Literal["json", "text"] = Field(
         "json", description="Server log lines on stderr: json (one object a line) or text."

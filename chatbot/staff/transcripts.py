@@ -16,8 +16,8 @@ The export is JSONL, one conversation a line, in the shape ``chatbot train`` rea
 (``chatbot.training.data.read_conversations``): ``{"id", "status", "handoff_reason",
 "created_at", "messages": [{"role", "content", "created_at", "decision"?, "sources"?,
 "rating"?, "comment"?}]}``. Agent messages keep the role ``agent`` (training skips them); the
-visitor id is not exported. With ``CHATBOT_REDACT_PII`` on, message text and comments pass the
-redactor on the way out too, so rows stored before it was turned on are redacted in exports.
+visitor id is not exported. With ``CHATBOT_REDACT_PII`` on, the customer's messages and comments
+pass the redactor on the way out too, so rows stored before it was turned on are redacted.
 """
 
 from __future__ import annotations
@@ -140,7 +140,7 @@ def _message_dict(
     out: dict[str, Any] = {
         "id": row.id,
         "role": row.role,
-        "content": clean(row.content),
+        "content": clean(row.content) if row.role == "user" else row.content,
         "created_at": row.created_at.isoformat(),
     }
     if row.role == "assistant":
