@@ -24,12 +24,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import sessionmaker
 
 from chatbot.errors import Conflict, InvalidInput, NotFound
 from chatbot.models import ConversationRow, FeedbackRow, MessageRow, utcnow
+from chatbot.privacy.redaction import Redactor
 
 ROLES = ("user", "assistant", "agent", "notice")
 STATUSES = ("bot", "waiting", "agent", "closed")
@@ -128,9 +129,30 @@ def check_conversation_id(conversation_id: str) -> str:
     return conversation_id
 
 
+REDACTED_META = ("query", "context")  # meta keys that hold the customer's words
+
+
 class ConversationStore:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, redactor: Redactor | None = None) -> None:
+        """``redactor``: personal data in the customer's messages, feedback comments and the
+        stored retrieval query is replaced before it is written (``CHATBOT_REDACT_PII``). The
+        bot's and the staff's replies are kept as written: they quote the knowledge base (a
+        generated sentence must be grounded in it), which holds the shop's own phone numbers
+        and addresses, not personal data."""
         self._sessions = sessionmaker(engine, expire_on_commit=False)
+        self.redactor = redactor if redactor is not None and redactor.enabled else None
+
+    def _clean(self, text: str) -> str:
+        return self.redactor.redact(text) if self.redactor is not None else text
+
+    def _clean_meta(self, meta: dict[str, Any]) -> dict[str, Any]:
+        if self.redactor is None:
+            return meta
+        out = dict(meta)
+        for key in REDACTED_META:
+            if isinstance(out.get(key), str):
+                out[key] = self._clean(out[key])
+        return out
 
     def create(self, conversation_id: str | None = None, *, visitor_id: str | None = None) -> str:
         cid = check_conversation_id(conversation_id) if conversation_id else uuid.uuid4().hex
@@ -273,18 +295,26 @@ class ConversationStore:
             row = MessageRow(
                 conversation_id=conversation_id,
                 role=role,
-                content=content,
+                content=self._clean(content) if role == "user" else content,
                 decision=decision,
                 sources=sources or [],
                 model=model,
                 latency_ms=latency_ms,
                 grounded=grounded,
-                meta=meta or {},
+                meta=self._clean_meta(meta or {}),
             )
             session.add(row)
             conv.updated_at = utcnow()
             session.flush()
             return _message(row)
+
+    def count(self, conversation_id: str, *, role: str | None = None) -> int:
+        """How many messages (of ``role``, if given) the conversation holds."""
+        query = select(func.count(MessageRow.id)).where(MessageRow.conversation_id == conversation_id)
+        if role is not None:
+            query = query.where(MessageRow.role == role)
+        with self._sessions() as session:
+            return int(session.scalar(query) or 0)
 
     def messages(self, conversation_id: str, *, limit: int | None = None) -> list[Message]:
         """Messages oldest first; with ``limit``, only the most recent ones."""
@@ -328,6 +358,7 @@ class ConversationStore:
         if row is None:
             row = FeedbackRow(conversation_id=conversation_id, message_id=message_id)
             session.add(row)
+        comment = self._clean(comment) if comment is not None else None
         row.rating, row.comment, row.created_at = rating, comment, utcnow()
         session.flush()
         session.refresh(row)  # the stored values (SQLite returns naive UTC datetimes)

@@ -35,6 +35,27 @@ HANDOFF = {
     ),
 }
 
+# Replies to messages moderation flags (chatbot.moderation): no model, no sources.
+MODERATED = {
+    "injection": (
+        "I can only help with questions about our shop, our products and your orders, and I "
+        "can't share or change how I work. What can I help you with?"
+    ),
+    "harmful": (
+        "I can't help with that. If you have a question about our products, your order or our "
+        "services, I'm happy to help."
+    ),
+    "blocked": (
+        "I can't help with that here. If you have a question about our products, your order or "
+        "our services, I'm happy to help."
+    ),
+    "self_harm": (
+        "I'm really sorry you're feeling this way. Please reach out to someone now: call your "
+        "local emergency number, or a crisis line such as 988 in the US or 116 123 (Samaritans) "
+        "in the UK and Ireland. You don't have to go through this alone."
+    ),
+}
+
 # Notices: what the customer sees when a person joins, leaves or closes the conversation.
 AGENT_JOINED = "{name} from our support team has joined the conversation."
 AGENT_LEFT = "{name} has handed this conversation back to our assistant. Ask me anything."

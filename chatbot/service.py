@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 import time
-import unicodedata
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import closing
 from dataclasses import dataclass, field, replace
@@ -30,73 +29,40 @@ from chatbot.conversations import (
     Conversation,
     ConversationStore,
     Feedback,
-    Message,
     check_conversation_id,
 )
 from chatbot.db import make_engine, upgrade
 from chatbot.dialogue.decision import Decision, Thresholds, is_fast_path
 from chatbot.dialogue.language import name as language_name
 from chatbot.dialogue.manager import TurnPlan, plan_turn
-from chatbot.errors import ChatbotError, InvalidInput
+from chatbot.errors import ChatbotError, Conflict, InvalidInput
 from chatbot.generation import GenerationParams, Generator, make_generator
 from chatbot.identity import verify_identity
+from chatbot.inputs import check_characters, clean_message, normalize
+from chatbot.moderation import Flag, Moderator
+from chatbot.monitoring import Metrics
 from chatbot.prompts import select_passages, turn_messages
 from chatbot.settings import Settings
 from chatbot.staff.questions import out_of_scope_texts
 from chatbot.staff.webhook import HandoffWebhook, announce_waiting, webhook_from
+from chatbot.turns import (
+    ConversationView,
+    Delta,
+    Event,
+    Final,
+    HandoffResult,
+    Reset,
+    TurnResult,
+    sentences_of,
+    source_of,
+)
 from knowledge.calibration import Calibration, operating_point, threshold_for_precision
 from knowledge.embeddings import Embedder
 from knowledge.records import Entry
-from knowledge.retrieval import Hit, Retriever
+from knowledge.retrieval import Retriever
 from knowledge.store import KnowledgeStore
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class TurnResult:
-    conversation_id: str
-    decision: str  # answer | clarify | handoff
-    text: str
-    sources: list[dict[str, Any]]
-    grounded: bool | None
-    latency_ms: float
-    message_id: int | None = None
-    reason: str = ""
-    fallback: bool = False
-    model: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        """The ``chatbot ask --json`` object of CONTRACT.md."""
-        return {
-            "conversation_id": self.conversation_id,
-            "decision": self.decision,
-            "text": self.text,
-            "sources": self.sources,
-            "grounded": self.grounded,
-            "latency_ms": round(self.latency_ms, 1),
-        }
-
-
-@dataclass
-class Delta:
-    text: str
-
-
-@dataclass
-class Reset:
-    """The text streamed so far is withdrawn (it was not grounded); ``text`` replaces it."""
-
-    text: str
-
-
-@dataclass
-class Final:
-    result: TurnResult
-
-
-Event = Delta | Reset | Final
-
 
 RATINGS = ("up", "down")
 # A KB whose calibration cases miss the precision target still answers what it is sure of.
@@ -109,41 +75,6 @@ AGENT_PRESENT = (
 
 
 @dataclass
-class HandoffResult:
-    conversation_id: str
-    status: str  # waiting, or agent when a person already has the conversation
-    text: str  # what the customer is told happens next (stored as an assistant message)
-    message_id: int
-
-
-@dataclass
-class ConversationView:
-    conversation: Conversation
-    messages: list[Message]
-    feedback: dict[int, Feedback]  # by message id
-
-
-def clean_message(text: Any, limit: int) -> str:
-    if not isinstance(text, str):
-        raise InvalidInput("The message must be text.")
-    text = unicodedata.normalize("NFC", text)
-    text = "".join(c for c in text if c in "\n\t" or unicodedata.category(c) not in ("Cc", "Cs"))
-    text = text.strip()
-    if not text:
-        raise InvalidInput("The message is empty; type a question.")
-    if len(text) > limit:
-        raise InvalidInput(
-            f"The message is {len(text):,} characters; the limit is {limit:,}. "
-            "Please shorten it."
-        )
-    return text
-
-
-def source_of(hit: Hit) -> dict[str, Any]:
-    return {"id": hit.id, "title": hit.title, "score": round(hit.score, 4)}
-
-
-@dataclass
 class ChatService:
     settings: Settings
     conversations: ConversationStore
@@ -153,6 +84,8 @@ class ChatService:
     params: GenerationParams
     embedder: Embedder = field(repr=False)
     webhook: HandoffWebhook | None = field(default=None, repr=False)
+    metrics: Metrics | None = field(default=None, repr=False)
+    moderator: Moderator = field(default_factory=lambda: Moderator.build(False), repr=False)
     _examples: dict[int, list[str]] = field(default_factory=dict, init=False, repr=False)
     _tuned: tuple[Calibration, Thresholds] | None = field(default=None, init=False, repr=False)
 
@@ -211,12 +144,20 @@ class ChatService:
             content = turn.get("content")
             if not isinstance(content, str) or not content.strip():
                 raise InvalidInput(f"history[{i}].content must be non-empty text.")
+            content = normalize(content)
+            check_characters(content, f"history[{i}].content")
             if len(content) > self.settings.max_message_chars:
                 raise InvalidInput(
                     f"history[{i}].content is {len(content):,} characters; the limit is "
                     f"{self.settings.max_message_chars:,}."
                 )
             turns.append((turn["role"], content))
+        customer_turns = sum(1 for role, _ in turns if role == "user")
+        if customer_turns > self.settings.max_conversation_turns:
+            raise InvalidInput(
+                f"The history holds {customer_turns:,} customer messages; a conversation may "
+                f"hold {self.settings.max_conversation_turns:,}."
+            )
         cid = self.conversations.create(conversation_id, visitor_id=visitor_id)
         for role, content in turns:
             self.conversations.add_message(cid, role=role, content=content)
@@ -302,7 +243,7 @@ class ChatService:
                 decision="handoff",
                 meta={"reason": "negative_feedback", "rated_message_id": message_id},
             )
-            announce_waiting(self.webhook, self.conversations, conversation_id)
+            self._waiting(conversation_id, "negative_feedback")
         return stored
 
     def request_handoff(self, conversation_id: str) -> HandoffResult:
@@ -319,7 +260,7 @@ class ChatService:
             meta={"reason": "customer_request", "requested": True},
         )
         if started:
-            announce_waiting(self.webhook, self.conversations, conversation_id)
+            self._waiting(conversation_id, "customer_request")
         return HandoffResult(conversation_id, status, text, stored.id)
 
     def send_message(
@@ -337,14 +278,24 @@ class ChatService:
         text = clean_message(text, self.settings.max_message_chars)
         sampling = self.params.merged(params)
         conversation = self.conversations.get(conversation_id)
+        self._check_room(conversation_id)
         if conversation.status == "closed":  # the customer is back: the bot answers again
             self.conversations.move(conversation_id, to="bot", status=("closed",))
         elif conversation.status == "agent":
             yield from self._passed_on(conversation, text, started)
             return
         history = self.conversations.messages(conversation_id, limit=40)
+        flag = self.moderator.check_input(text)
         # Committed before any model work: nothing the customer said is lost.
-        self.conversations.add_message(conversation_id, role="user", content=text)
+        self.conversations.add_message(
+            conversation_id, role="user", content=text,
+            meta={"moderation": flag.category} if flag else None,
+        )
+        if flag is not None:
+            self._moderated(flag)
+            if flag.category != "injection":  # harmful requests: a fixed reply, nothing else
+                yield from self._refuse(conversation_id, flag.category, started)
+                return
         plan = plan_turn(
             text,
             history,
@@ -353,9 +304,14 @@ class ChatService:
             k=self.settings.retrieval_top_k,
         )
         decision = plan.decision
+        if flag is not None and not (decision.kind == "answer" or decision.reason == "customer_request"):
+            # An injection attempt the knowledge base has no answer for: refuse, politely.
+            yield from self._refuse(conversation_id, flag.category, started)
+            return
         grounded: bool | None = None
-        fallback = waiting = False
+        waiting = False
         model: str | None = None
+        origin, tokens = "", 0
         sources = [source_of(h) for h in decision.hits]
         if decision.kind == "smalltalk":
             reply, kind, sources = replies.SMALLTALK[decision.reason], "answer", []
@@ -369,9 +325,10 @@ class ChatService:
             yield Delta(reply := with_language_note(plan, reply))
         else:
             kind = "answer"
-            reply, grounded, fallback, model = yield from self._answer(
-                plan.intent.text, history, decision, sampling
+            reply, grounded, origin, model, tokens = yield from self._answer(
+                plan.intent.text, history, decision, sampling, model_allowed=flag is None
             )
+        fallback = origin == "fallback"
         latency = (time.perf_counter() - started) * 1000
         stored = self.conversations.add_message(
             conversation_id,
@@ -391,21 +348,39 @@ class ChatService:
             },
         )
         if decision.kind == "handoff" and waiting:
-            announce_waiting(self.webhook, self.conversations, conversation_id)
-        yield Final(
-            TurnResult(
-                conversation_id=conversation_id,
-                decision=kind,
-                text=reply,
-                sources=sources,
-                grounded=grounded,
-                latency_ms=latency,
-                message_id=stored.id,
-                reason=decision.reason,
-                fallback=fallback,
-                model=model,
-            )
+            self._waiting(conversation_id, decision.reason)
+        result = TurnResult(
+            conversation_id=conversation_id,
+            decision=kind,
+            text=reply,
+            sources=sources,
+            grounded=grounded,
+            latency_ms=latency,
+            message_id=stored.id,
+            reason=decision.reason,
+            fallback=fallback,
+            model=model,
+            tokens=tokens,
+            origin=origin,
         )
+        if self.metrics is not None:
+            self.metrics.turn(result)
+        yield Final(result)
+
+    def _waiting(self, conversation_id: str, reason: str) -> None:
+        """The conversation has just started waiting for a person: tell the staff and count it."""
+        announce_waiting(self.webhook, self.conversations, conversation_id)
+        if self.metrics is not None:
+            self.metrics.handoff(reason)
+
+    def _check_room(self, conversation_id: str) -> None:
+        """Conflict when the conversation already holds its limit of customer messages."""
+        limit = self.settings.max_conversation_turns
+        if self.conversations.count(conversation_id, role="user") >= limit:
+            raise Conflict(
+                f"This conversation has reached its limit of {limit:,} messages. Please start a "
+                "new conversation to go on; everything said so far is kept."
+            )
 
     def _passed_on(
         self, conversation: Conversation, text: str, started: float
@@ -416,18 +391,19 @@ class ChatService:
             meta={"agent": conversation.assigned_agent},
         )
         note = replies.PASSED_ON.format(name=replies.agent_name(conversation.assigned_agent))
-        yield Final(
-            TurnResult(
-                conversation_id=conversation.id,
-                decision="handoff",
-                text=note,
-                sources=[],
-                grounded=None,
-                latency_ms=(time.perf_counter() - started) * 1000,
-                message_id=None,
-                reason="agent",
-            )
+        result = TurnResult(
+            conversation_id=conversation.id,
+            decision="handoff",
+            text=note,
+            sources=[],
+            grounded=None,
+            latency_ms=(time.perf_counter() - started) * 1000,
+            message_id=None,
+            reason="agent",
         )
+        if self.metrics is not None:
+            self.metrics.turn(result)
+        yield Final(result)
 
     def _answer(
         self,
@@ -435,64 +411,113 @@ class ChatService:
         history: list[Any],
         decision: Decision,
         params: GenerationParams,
+        model_allowed: bool = True,
     ) -> Iterator[Event]:
-        """Yields events; returns (text, grounded, fallback, model)."""
+        """Yields events; returns (text, grounded, origin, model, tokens).
+
+        Whatever the model does (raises, times out, is unavailable), the customer gets the best
+        passage's own text: the failure is logged with its traceback and counted."""
+        # Passage sentences that address the model are dropped before anything uses them.
+        decision = replace(decision, hits=tuple(
+            replace(h, text=self.moderator.sanitize(h.text)) for h in decision.hits))
         top = decision.hits[0]
         embed = self.embedder.embed_sentences
+        if not model_allowed:  # an injection attempt: the model never sees it
+            text = grounding.fallback_text(question, top.kind, top.text, embed)
+            yield Delta(text)
+            return text, None, "kb_only", None, 0
         if self.generator is None or is_fast_path(decision, self.thresholds):
             text = grounding.fallback_text(question, top.kind, top.text, embed)
             yield Delta(text)
-            return text, None, False, None
-        messages = turn_messages(
-            question=question,
-            hits=decision.hits,
-            history=[(m.role, m.content) for m in history if m.role in ("user", "assistant")],
-            count_tokens=self.generator.count_tokens,
-            context_tokens=self.settings.context_tokens,
-            max_new_tokens=params.max_new_tokens,
-            history_turns=self.settings.history_turns,
-            min_score=self.thresholds.clarify,
-        )
-        passages = select_passages(decision.hits, self.thresholds.clarify)
-        support = grounding.Support(
-            [p.text for p in passages], embed, self.settings.grounding_threshold
-        )
+            return text, None, "kb_only" if self.generator is None else "fast_path", None, 0
+        generator = self.generator
         streamed: list[str] = []
-        # Closing the stream early (a sentence failed) stops the model generating.
-        with closing(_sentences_of(self.generator.stream(messages, params))) as produced:
-            try:
+        pieces: list[str] = []
+        grounded: bool | None = None
+        model: str | None = None
+        try:
+            messages = turn_messages(
+                question=question,
+                hits=decision.hits,
+                history=[(m.role, m.content) for m in history if m.role in ("user", "assistant")
+                         and not m.meta.get("moderation")],  # flagged messages stay out
+                count_tokens=generator.count_tokens,
+                context_tokens=self.settings.context_tokens,
+                max_new_tokens=params.max_new_tokens,
+                history_turns=self.settings.history_turns,
+                min_score=self.thresholds.clarify,
+            )
+            passages = select_passages(decision.hits, self.thresholds.clarify)
+            texts = [p.text for p in passages]
+            support = grounding.Support(texts, embed, self.settings.grounding_threshold)
+            # Closing the stream early (a sentence failed) stops the model generating.
+            with closing(sentences_of(recorded(generator.stream(messages, params), pieces))) as produced:
                 # Each finished sentence is checked before the customer sees it.
                 for sentence in produced:
-                    if not support.check(sentence).grounded:
+                    if self._blocked(sentence, texts) or not support.check(sentence).grounded:
                         break
                     streamed.append(sentence)
                     yield Delta(sentence if len(streamed) == 1 else " " + sentence)
                 else:
                     if streamed:
-                        return " ".join(streamed), True, False, self.generator.name
-                grounded, model = False, self.generator.name
-            except ChatbotError:
-                log.exception("generation failed; answering from the knowledge base")
-                grounded, model = None, None
+                        return (" ".join(streamed), True, "generated", generator.name,
+                                self._count(pieces))
+                grounded, model = False, generator.name
+        except Exception as exc:  # the model failed: the knowledge base answers instead
+            level = logging.WARNING if isinstance(exc, ChatbotError) else logging.ERROR
+            log.log(level, "generation failed; answering from the knowledge base", exc_info=exc)
+            if self.metrics is not None:
+                self.metrics.generation_failed()
         text = grounding.fallback_text(question, top.kind, top.text, embed)
         yield Reset(text)
-        return text, grounded, True, model
+        return text, grounded, "fallback", model, self._count(pieces)
+
+    def _blocked(self, sentence: str, passages: list[str]) -> bool:
+        flag = self.moderator.check_output(sentence, passages)
+        if flag is not None:
+            log.warning("moderation withheld a generated sentence (%s)", flag.category)
+            self._moderated(flag)
+        return flag is not None
+
+    def _moderated(self, flag: Flag) -> None:
+        if self.metrics is not None:
+            self.metrics.moderated.labels(flag.direction, flag.category).inc()
+
+    def _refuse(self, conversation_id: str, category: str, started: float) -> Iterator[Event]:
+        """A fixed reply to a message moderation flagged (no sources, no model)."""
+        reply = replies.MODERATED[category]
+        yield Delta(reply)
+        latency = (time.perf_counter() - started) * 1000
+        stored = self.conversations.add_message(
+            conversation_id, role="assistant", content=reply, decision="answer",
+            latency_ms=latency, meta={"reason": f"moderated_{category}"},
+        )
+        result = TurnResult(conversation_id=conversation_id, decision="answer", text=reply,
+                            sources=[], grounded=None, latency_ms=latency, message_id=stored.id,
+                            reason=f"moderated_{category}")
+        if self.metrics is not None:
+            self.metrics.turn(result)
+        yield Final(result)
+
+    def _count(self, pieces: list[str]) -> int:
+        if not pieces or self.generator is None:
+            return 0
+        try:
+            return self.generator.count_tokens("".join(pieces))
+        except Exception:  # a broken tokenizer must not break the turn
+            return 0
 
 
-def _sentences_of(pieces: Iterator[str]) -> Iterator[str]:
-    """Finished sentences of a token stream as they complete, then the unfinished rest."""
-    pending = ""
+def recorded(stream: Iterator[str], pieces: list[str]) -> Iterator[str]:
+    """``stream``, keeping each piece in ``pieces``; closing it closes ``stream``."""
     try:
-        for piece in pieces:
-            pending += piece
-            *done, pending = grounding.split_keep_tail(pending)
-            yield from done
+        for piece in stream:
+            pieces.append(piece)
+            yield piece
     finally:
-        close = getattr(pieces, "close", None)  # a generator: stop the backend producing
+        close = getattr(stream, "close", None)
         if close is not None:
             close()
-    if pending.strip():
-        yield pending.strip()
 
 
 @dataclass
@@ -504,6 +529,7 @@ class Services:
     embedder: Embedder
     retriever: Retriever
     chat: ChatService
+    metrics: Metrics
 
 
 def with_language_note(plan: TurnPlan, reply: str) -> str:
@@ -536,7 +562,7 @@ def build_services(
     if migrate:
         upgrade(engine)
     knowledge = KnowledgeStore(engine)
-    conversations = ConversationStore(engine)
+    conversations = ConversationStore(engine, redactor=settings.redactor)
     embedder = Embedder(settings.embedding_model, engine=engine)
     sessions = sessionmaker(engine)
 
@@ -559,5 +585,9 @@ def build_services(
         params=GenerationParams.from_settings(settings),
         embedder=embedder,
         webhook=webhook_from(settings.handoff_webhook_url, settings.handoff_webhook_secret),
+        moderator=Moderator.from_settings(settings.moderation, settings.moderation_file),
     )
-    return Services(settings, engine, knowledge, conversations, embedder, retriever, chat)
+    metrics = Metrics()
+    metrics.track_kb_version(lambda: retriever.version)
+    chat.metrics = metrics
+    return Services(settings, engine, knowledge, conversations, embedder, retriever, chat, metrics)

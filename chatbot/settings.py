@@ -7,10 +7,13 @@ setting is missing from the README. Nothing is read at import: call ``Settings()
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+if TYPE_CHECKING:
+    from chatbot.privacy.redaction import Redactor
 
 BUNDLED = "bundled"
 
@@ -46,6 +49,52 @@ class Settings(BaseSettings):
     )
     max_message_chars: int = Field(
         4000, ge=1, description="Longest customer message accepted, in characters."
+    )
+    rate_limit_per_ip: int = Field(
+        300, ge=0,
+        description="Customer-API requests per minute from one IP address, all its conversations "
+        "together; 0: no per-address limit.",
+    )
+    max_body_bytes: int = Field(
+        1_048_576, ge=1024, description="Largest customer-API request body accepted, in bytes."
+    )
+    max_conversation_turns: int = Field(
+        200, ge=1,
+        description="Customer messages one conversation may hold; then a new one must be started.",
+    )
+
+    # Privacy.
+    redact_pii: str = Field(
+        "all",
+        description="Personal data replaced by placeholders in stored messages, logs, exports and "
+        "training data: all, off, or a list of email, phone, card, iban, national_id.",
+    )
+    retention_days: int = Field(
+        0, ge=0,
+        description="Conversations inactive for more days are deleted by a job in the server "
+        "(hourly); 0 keeps them.",
+    )
+
+    # Moderation.
+    moderation: bool = Field(
+        True,
+        description="Check customer messages and generated replies against word lists and "
+        "patterns (prompt injection, harmful requests, insults, unstated promises).",
+    )
+    moderation_file: str = Field(
+        "", description="JSON file with extra moderation patterns and words (README, Moderation)."
+    )
+
+    # Logs.
+    log_format: Literal["json", "text"] = Field(
+        "json", description="Server log lines on stderr: json (one object a line) or text."
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        "info", description="Lowest level of server log lines (info logs one line per request)."
+    )
+
+    metrics_token: str = Field(
+        "", description="Bearer token /metrics requires; empty: /metrics is open (keep it internal)."
     )
 
     # Staff console.
@@ -144,6 +193,14 @@ class Settings(BaseSettings):
     def _expand(cls, v: Path) -> Path:
         return v.expanduser()
 
+    @field_validator("redact_pii")
+    @classmethod
+    def _kinds(cls, v: str) -> str:
+        from chatbot.privacy.redaction import Redactor
+
+        Redactor.from_setting(v)  # ValueError naming the unknown kind
+        return v
+
     @model_validator(mode="after")
     def _check(self) -> Settings:
         if self.clarify_threshold > self.answer_threshold:
@@ -157,6 +214,12 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'chatbot.db').resolve()}"
+
+    @property
+    def redactor(self) -> Redactor:
+        from chatbot.privacy.redaction import Redactor
+
+        return Redactor.from_setting(self.redact_pii)
 
     @property
     def origins(self) -> list[str]:

@@ -120,6 +120,11 @@ class Retriever:
     def version(self) -> int:
         return self._index.version if self._index else 0
 
+    @property
+    def loaded(self) -> bool:
+        """An index is in memory (the server can answer), whatever its version."""
+        return self._index is not None
+
     def index(self) -> SearchIndex:
         """The index of the latest published version (loaded or rebuilt when stale)."""
         latest = self.store.current_version()

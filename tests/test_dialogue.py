@@ -152,15 +152,20 @@ def test_generator_failure_keeps_the_message_and_answers_from_the_kb(make_servic
     assert stored[1].content == result.text
 
 
+class ProcessDied(BaseException):
+    """Not an Exception: the service answers model *errors* from the KB, but this one ends the
+    turn the way a killed process would (tests/test_durability.py kills a real one)."""
+
+
 def test_user_message_is_stored_before_the_model_runs(make_services):
     class Crashing(BrokenGenerator):
         def stream(self, messages, params):
-            raise RuntimeError("process died mid-turn")
+            raise ProcessDied("process died mid-turn")
             yield ""  # pragma: no cover
 
     services = make_services(Crashing(), **NO_FAST_PATH)
     cid = services.chat.start_conversation()
-    with pytest.raises(RuntimeError):
+    with pytest.raises(ProcessDied):
         services.chat.send_message(cid, "How do I reset my password?")
     stored = services.conversations.messages(cid)
     assert [(m.role, m.content) for m in stored] == [("user", "How do I reset my password?")]

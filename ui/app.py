@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import hmac
+from typing import TYPE_CHECKING, Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Header
+from fastapi.responses import PlainTextResponse, Response
 
+from chatbot.errors import Unauthorized
+from chatbot.monitoring import CONTENT_TYPE, readiness
+from chatbot.privacy.records import RetentionJob
 from ui.api import customer_api
 from ui.chat_page import mount_chat_page
-from ui.errors import install_error_handlers
+from ui.errors import ErrorBody, error_response, install_error_handlers
+from ui.limits import RequestLimits, limiter_for
+from ui.observability import Observability
 from ui.openai_api import openai_api
 from ui.origins import OriginGuard
 from ui.staff_api import staff_api
@@ -29,7 +36,31 @@ def create_app(services: Services, staff: Staff | None = None) -> FastAPI:
 
     @app.get("/healthz")
     def healthz() -> dict[str, bool]:
+        """The process serves (liveness)."""
         return {"ok": True}
+
+    @app.get("/readyz", responses={503: {"model": ErrorBody, "description": "Not ready"}})
+    def readyz() -> Any:
+        """Ready to answer customers: database reachable, models and search index loaded."""
+        state = readiness(services)
+        if not state.ready:
+            return error_response(503, "Not ready: " + "; ".join(state.problems()) + ".")
+        return {"ok": True, "checks": state.checks}
+
+    @app.get("/metrics", response_class=PlainTextResponse,
+             responses={200: {"content": {CONTENT_TYPE: {}}}})
+    def metrics(authorization: str | None = Header(None)) -> Response:
+        """Prometheus metrics (text format); with CHATBOT_METRICS_TOKEN, a bearer token."""
+        token = services.settings.metrics_token
+        if token and not hmac.compare_digest(authorization or "", f"Bearer {token}"):
+            raise Unauthorized("Send 'Authorization: Bearer <CHATBOT_METRICS_TOKEN>'.")
+        return Response(services.metrics.render(), media_type=CONTENT_TYPE)
+
+    # Conversations past CHATBOT_RETENTION_DAYS are deleted at start and then every hour.
+    retention = RetentionJob(staff.privacy.records, services.settings.retention_days)
+    app.router.add_event_handler("startup", retention.start)
+    app.router.add_event_handler("shutdown", retention.stop)
+    app.state.retention = retention
 
     register_widget(app, services)
     install_error_handlers(app)
@@ -37,5 +68,14 @@ def create_app(services: Services, staff: Staff | None = None) -> FastAPI:
     app.include_router(openai_api(services.chat))
     app.include_router(staff_api(staff))
     mount_staff_console(app, staff, services.settings)  # before the chat page's mount at /
-    app.add_middleware(OriginGuard, allowed=services.settings.origins)  # outermost: CORS first
+    settings = services.settings
+    app.add_middleware(
+        RequestLimits,
+        limiter=limiter_for(settings.rate_limit, settings.rate_limit_per_ip),
+        max_body_bytes=settings.max_body_bytes,
+        on_limited=lambda verdict: services.metrics.limited((verdict.key or "").partition(":")[0]),
+    )
+    app.add_middleware(OriginGuard, allowed=settings.origins)  # CORS before the limits
+    # Outermost: every answer, refusals included, has a request id, a log line and metrics.
+    app.add_middleware(Observability, metrics=services.metrics, origins=settings.origins)
     return mount_chat_page(app, services.chat)

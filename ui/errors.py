@@ -27,7 +27,9 @@ log = logging.getLogger(__name__)
 API_PREFIXES = ("/api/", "/v1/")
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 REASONS = {400: "Bad request.", 401: "Not authenticated.", 403: "Forbidden.", 404: "Not found.",
-           405: "Method not allowed.", 500: "Something went wrong on our side; please try again."}
+           405: "Method not allowed.", 413: "The request body is too large.",
+           429: "Too many requests; please wait a moment and try again.",
+           500: "Something went wrong on our side; please try again."}
 
 
 class ErrorBody(BaseModel):
@@ -44,8 +46,10 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         (400, "Invalid input (the message says what is wrong)"),
         (403, "Origin not allowed"),
         (404, "Unknown conversation or message"),
+        (409, "Conflict (e.g. the conversation holds its limit of messages)"),
+        (413, "Request body too large"),
         (422, "Request body does not match the schema"),
-        (429, "Too many requests"),
+        (429, "Too many requests (with Retry-After, in seconds)"),
         (503, "Model unavailable"),
     )
 }

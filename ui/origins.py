@@ -26,7 +26,7 @@ from ui.errors import error_response
 GUARDED_PREFIXES: tuple[str, ...] = ("/api/v1/conversations", "/v1/")
 ALLOW_METHODS = "GET, POST, OPTIONS"
 ALLOW_HEADERS = "Accept, Authorization, Content-Type, X-Conversation-Id"
-EXPOSE_HEADERS = "X-Conversation-Id"
+EXPOSE_HEADERS = "X-Conversation-Id, Retry-After"
 
 
 def normalize(origin: str) -> str:

@@ -75,8 +75,13 @@ def _log_unexpected(exc: BaseException) -> Path:
         folder = Path("data") / "logs"
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "cli-errors.log"
+    text = "".join(traceback.format_exception(exc))
+    try:
+        text = Settings().redactor.redact(text)  # no personal data in the log file
+    except (ValidationError, ValueError):
+        pass
     with path.open("a", encoding="utf-8") as fh:
-        fh.write("".join(traceback.format_exception(exc)) + "\n")
+        fh.write(text + "\n")
     return path
 
 
@@ -91,7 +96,7 @@ def emit_json(obj: Any) -> None:
     click.echo(json.dumps(obj, ensure_ascii=False, default=str))
 
 
-from chatbot.cli import chat, kb, ops, staff, train  # noqa: E402,F401  (registers the commands)
+from chatbot.cli import chat, kb, ops, privacy, staff, train  # noqa: E402,F401  (registers the commands)
 
 __all__ = ["main"]
 

@@ -21,6 +21,7 @@ def serve(host: str | None, port: int | None) -> None:
     import uvicorn
 
     from chatbot.demo import ensure_demo_kb
+    from chatbot.logs import configure_logging
     from chatbot.service import build_services
 
     quiet_libraries()
@@ -38,7 +39,9 @@ def serve(host: str | None, port: int | None) -> None:
     module, _, factory = WEB_APP.partition(":")
     app = getattr(importlib.import_module(module), factory)(services)
     click.echo(f"Serving on http://{settings.host}:{settings.port}", err=True)
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning")
+    configure_logging(settings)
+    uvicorn.run(app, host=settings.host, port=settings.port, log_config=None,
+                log_level=settings.log_level, timeout_graceful_shutdown=10)
 
 
 @main.command()

@@ -86,7 +86,7 @@ def train(
         max_length=settings.context_tokens,
     )
     options.check()
-    exchanges = read_conversations(conversations) if conversations else []
+    exchanges = read_conversations(conversations, settings.redactor) if conversations else []
     services = build_services(settings, load_generator=False, migrate=is_main_process())
     version = services.retriever.index().version
     if output is None:

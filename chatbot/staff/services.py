@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from chatbot.privacy.records import PrivacyRecords
 from chatbot.service import Services
 from chatbot.staff.accounts import Accounts
 from chatbot.staff.analytics import Analytics
 from chatbot.staff.audit import AuditLog
 from chatbot.staff.handoffs import HandoffDesk
 from chatbot.staff.kb_editor import KnowledgeEditor
+from chatbot.staff.privacy import PrivacyDesk
 from chatbot.staff.transcripts import Transcripts
 from chatbot.staff.unanswered import Unanswered
 
@@ -23,6 +25,7 @@ class Staff:
     handoffs: HandoffDesk
     transcripts: Transcripts
     analytics: Analytics
+    privacy: PrivacyDesk
 
 
 def build_staff(services: Services) -> Staff:
@@ -36,6 +39,7 @@ def build_staff(services: Services) -> Staff:
         unanswered=Unanswered(engine, services.embedder, services.retriever, editor, audit,
                               services.chat.calibration_report),
         handoffs=HandoffDesk(engine, services.conversations, services.settings, audit),
-        transcripts=Transcripts(engine),
+        transcripts=Transcripts(engine, redactor=services.settings.redactor),
         analytics=Analytics(engine),
+        privacy=PrivacyDesk(PrivacyRecords(engine), services.settings.retention_days),
     )

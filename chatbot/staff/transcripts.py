@@ -16,13 +16,14 @@ The export is JSONL, one conversation a line, in the shape ``chatbot train`` rea
 (``chatbot.training.data.read_conversations``): ``{"id", "status", "handoff_reason",
 "created_at", "messages": [{"role", "content", "created_at", "decision"?, "sources"?,
 "rating"?, "comment"?}]}``. Agent messages keep the role ``agent`` (training skips them); the
-visitor id is not exported.
+visitor id is not exported. With ``CHATBOT_REDACT_PII`` on, the customer's messages and comments
+pass the redactor on the way out too, so rows stored before it was turned on are redacted.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -33,6 +34,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from chatbot.conversations import check_conversation_id
 from chatbot.errors import InvalidInput, NotFound
 from chatbot.models import ConversationRow, FeedbackRow, MessageRow
+from chatbot.privacy.redaction import Redactor
 from chatbot.staff.accounts import StaffUser, require
 from chatbot.staff.dates import Span
 
@@ -132,11 +134,13 @@ class TranscriptFilter:
         return query
 
 
-def _message_dict(row: MessageRow, rating: FeedbackRow | None) -> dict[str, Any]:
+def _message_dict(
+    row: MessageRow, rating: FeedbackRow | None, clean: Callable[[str], str]
+) -> dict[str, Any]:
     out: dict[str, Any] = {
         "id": row.id,
         "role": row.role,
-        "content": row.content,
+        "content": clean(row.content) if row.role == "user" else row.content,
         "created_at": row.created_at.isoformat(),
     }
     if row.role == "assistant":
@@ -145,12 +149,13 @@ def _message_dict(row: MessageRow, rating: FeedbackRow | None) -> dict[str, Any]
     if rating is not None:
         out["rating"] = rating.rating
         if rating.comment:
-            out["comment"] = rating.comment
+            out["comment"] = clean(rating.comment)
     return out
 
 
 def _conversation_dict(
-    row: ConversationRow, messages: list[MessageRow], ratings: dict[int, FeedbackRow]
+    row: ConversationRow, messages: list[MessageRow], ratings: dict[int, FeedbackRow],
+    clean: Callable[[str], str],
 ) -> dict[str, Any]:
     return {
         "id": row.id,
@@ -158,13 +163,16 @@ def _conversation_dict(
         "handoff_reason": row.handoff_reason,
         "assigned_agent": row.assigned_agent,
         "created_at": row.created_at.isoformat(),
-        "messages": [_message_dict(m, ratings.get(m.id)) for m in messages],
+        "messages": [_message_dict(m, ratings.get(m.id), clean) for m in messages],
     }
 
 
 class Transcripts:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, redactor: Redactor | None = None) -> None:
         self._sessions = sessionmaker(engine, expire_on_commit=False)
+        self._clean: Callable[[str], str] = (
+            redactor.redact if redactor is not None and redactor.enabled else str
+        )
 
     def _ordered(self, filters: TranscriptFilter) -> Select[Any]:
         last = (
@@ -245,7 +253,7 @@ class Transcripts:
             f.message_id: f
             for f in session.scalars(select(FeedbackRow).where(FeedbackRow.conversation_id.in_(ids)))
         }
-        return [_conversation_dict(r, messages[r.id], ratings) for r in rows]
+        return [_conversation_dict(r, messages[r.id], ratings, self._clean) for r in rows]
 
     def export_lines(self, actor: StaffUser, filters: TranscriptFilter) -> Iterator[str]:
         """JSONL lines (each ending in a newline) of every matching conversation, oldest first.

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from chatbot.errors import InvalidInput
+from chatbot.privacy.redaction import Redactor
 from chatbot.prompts import HANDOFF_REPLY, select_passages, turn_messages
 from chatbot.settings import Settings
 from knowledge.records import Entry, Record
@@ -185,10 +186,13 @@ def build_examples(
     return out
 
 
-def read_conversations(path: Path) -> list[Exchange]:
+def read_conversations(path: Path, redactor: Redactor | None = None) -> list[Exchange]:
     """Exchanges from a conversations export (JSONL, one conversation a line:
     ``{"id": ..., "messages": [{"role", "content", "rating"?}, ...]}``): every assistant message
-    the customer rated up, with the question it answered and the messages before it."""
+    the customer rated up, with the question it answered and the messages before it. With
+    ``redactor`` (``CHATBOT_REDACT_PII``), personal data in every text is replaced first, so a
+    model is never trained on it (an export from elsewhere may hold some)."""
+    clean = redactor.redact if redactor is not None and redactor.enabled else str
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except OSError as exc:
@@ -205,7 +209,7 @@ def read_conversations(path: Path) -> list[Exchange]:
                 f"{path}:{n}: expected a JSON object with a 'messages' list ({exc})."
             ) from exc
         turns: list[tuple[str, str, Any]] = [
-            (m["role"], m["content"], m.get("rating"))
+            (m["role"], clean(m["content"]), m.get("rating"))
             for m in messages
             if isinstance(m, dict)
             and m.get("role") in ("user", "assistant")
