@@ -22,7 +22,7 @@ STAFF_ERRORS = {
 
 
 def staff_api(staff: Staff) -> APIRouter:
-    from ui.staff_api import entries, handoffs, reports
+    from ui.staff_api import entries, handoffs, regression, reports
 
     router = APIRouter(
         prefix=STAFF_PREFIX,
@@ -30,6 +30,6 @@ def staff_api(staff: Staff) -> APIRouter:
         responses=STAFF_ERRORS,
         dependencies=[authenticate(staff)],
     )
-    for module in (entries, handoffs, reports):
+    for module in (entries, handoffs, regression, reports):
         router.include_router(module.router(staff))
     return router
