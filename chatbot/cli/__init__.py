@@ -91,7 +91,7 @@ def emit_json(obj: Any) -> None:
     click.echo(json.dumps(obj, ensure_ascii=False, default=str))
 
 
-from chatbot.cli import chat, kb, ops, regression, staff, train  # noqa: E402,F401  (registers the commands)
+from chatbot.cli import chat, kb, model, ops, regression, staff, train  # noqa: E402,F401  (registers the commands)
 
 __all__ = ["main"]
 

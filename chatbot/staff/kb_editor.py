@@ -27,7 +27,6 @@ from chatbot.staff.accounts import StaffUser, require
 from chatbot.staff.audit import AuditLog
 from chatbot.staff.kb_live import IndexWarmer, try_question
 from chatbot.staff.regression import RegressionSet
-from chatbot.staff.regression_run import summary as regression_summary
 from knowledge.formats import read_files
 from knowledge.records import Document, Entry, Record
 from knowledge.retrieval import Retriever
@@ -379,27 +378,19 @@ class KnowledgeEditor:
             out[key] = ids[:AUDIT_IDS] + more
         return out
 
-    def _gate(
-        self, actor: StaffUser, records: Any, label: str, override: bool
-    ) -> dict[str, Any] | None:
-        """The regression check of what is about to go live (None: no set, or no cases).
-        Checked again when the drafts changed while it ran (another editor saved meanwhile)."""
+    def _gate(self, actor: StaffUser, records: Any, label: str, override: bool
+              ) -> dict[str, Any] | None:
+        """The regression check of what is about to go live (None: no regression set)."""
         if self.regression is None:
             return None
-        for _ in range(3):
-            report, checked = self.regression.gate(actor, records, label=label, override=override)
-            if records() == checked:
-                return report
-        raise Conflict("The draft keeps changing while it is checked; publish again in a moment.")
+        return self.regression.gate(actor, records, label=label, override=override)
 
     def _audit_publish(self, actor: StaffUser, action: str, version: int,
                        report: dict[str, Any] | None, **detail: Any) -> None:
-        """The publish, and an override (cases broken on purpose) as an event of its own."""
-        overridden = bool(report and report["newly_failing"])
-        self.audit.record(actor, action, f"version {version}", version=version,
-                          regression=regression_summary(report, override=overridden), **detail)
-        if overridden and self.regression is not None and report is not None:
-            self.regression.record_override(actor, version, report)
+        if self.regression is not None:
+            self.regression.audit_publish(actor, action, version, report, **detail)
+        else:
+            self.audit.record(actor, action, f"version {version}", version=version, **detail)
 
     def _live(self, wait: float) -> dict[str, Any]:
         """Whether the running server already answers from the newest version."""

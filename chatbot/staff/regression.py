@@ -194,17 +194,24 @@ class RegressionSet:
         *,
         label: str,
         override: bool = False,
-    ) -> tuple[dict[str, Any] | None, Sequence[Record]]:
+    ) -> dict[str, Any] | None:
         """Check ``records()`` (what is about to go live) before it is published.
 
         Raises Conflict when cases that pass live would fail (admins may pass ``override``),
         Forbidden when someone other than an admin overrides. Returns the report (None: no
-        cases) and the records checked; the caller publishes only if they are still current.
+        cases). When ``records()`` changed while the check ran (another editor saved), it is
+        checked again, so what is published is what was checked.
         """
-        checked = records()
-        report = self.compare_with_live(checked, label)
+        for _ in range(3):
+            checked = records()
+            report = self.compare_with_live(checked, label)
+            if records() == checked:
+                break
+        else:
+            raise Conflict("The draft keeps changing while it is checked; publish again in a "
+                           "moment.")
         if report is None or not report["newly_failing"]:
-            return report, checked
+            return report
         failing = report["newly_failing"]
         names = run.name_cases(failing, label)
         lead = (f"Publishing would break {len(failing)} regression case(s) that pass on the "
@@ -214,13 +221,20 @@ class RegressionSet:
                            "with override.")
         if actor.role != "admin":
             raise Forbidden(f"{lead} Only an admin can override the regression check.")
-        return report, checked
+        return report
 
-    def record_override(self, actor: StaffUser, version: int, report: dict[str, Any]) -> None:
-        failing = [{"id": r["id"], "query": r["query"], "expected_id": r["expected_id"],
-                    "now": run.outcome_text(r["after"])} for r in report["newly_failing"]]
-        self.audit.record(actor, "kb.regression_override", f"version {version}", version=version,
-                          failing=failing[:100], count=len(failing))
+    def audit_publish(self, actor: StaffUser, action: str, version: int,
+                      report: dict[str, Any] | None, **detail: Any) -> None:
+        """The publish (or rollback) with the check's counts, and an override (cases broken
+        on purpose) as an event of its own that lists the broken cases."""
+        overridden = bool(report and report["newly_failing"])
+        self.audit.record(actor, action, f"version {version}", version=version,
+                          regression=run.summary(report, override=overridden), **detail)
+        if overridden and report is not None:
+            failing = [{"id": r["id"], "query": r["query"], "expected_id": r["expected_id"],
+                        "now": run.outcome_text(r["after"])} for r in report["newly_failing"]]
+            self.audit.record(actor, "kb.regression_override", f"version {version}",
+                              version=version, failing=failing[:100], count=len(failing))
 
     @staticmethod
     def empty() -> dict[str, Any]:
