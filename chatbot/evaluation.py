@@ -42,33 +42,55 @@ class Case:
 def read_cases(path: Path) -> list[Case]:
     if not path.is_file():
         raise InvalidInput(f"{path}: no such file.")
+    cases = parse_cases(path.read_text(encoding="utf-8-sig"), str(path))
+    if not cases:
+        raise InvalidInput(f"{path}: the file holds no cases.")
+    return cases
+
+
+def parse_cases(text: str, name: str) -> list[Case]:
+    """The cases of JSONL ``text`` (blank lines skipped); errors name ``name`` and the line."""
     cases = []
-    for number, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), start=1):
+    for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
-        where = f"{path}, line {number}"
+        where = f"{name}, line {number}"
         try:
             obj = json.loads(line)
         except json.JSONDecodeError as exc:
             raise InvalidInput(f"{where}: not valid JSON ({exc.msg}).") from None
-        if not isinstance(obj, dict) or not isinstance(obj.get("query"), str):
-            raise InvalidInput(f"{where}: each case needs a string 'query'.")
-        expected = obj.get("expected_id")
-        if expected is not None and not isinstance(expected, str | int):
-            raise InvalidInput(f"{where}: 'expected_id' must be a string or null.")
-        history = obj.get("history") or []
-        if not isinstance(history, list) or not all(
-            isinstance(t, dict) and t.get("role") in ("user", "assistant")
-            and isinstance(t.get("content"), str)
-            for t in history
-        ):
-            raise InvalidInput(
-                f"{where}: 'history' must be a list of {{role: user|assistant, content}}."
-            )
-        cases.append(Case(obj["query"], None if expected is None else str(expected), history))
-    if not cases:
-        raise InvalidInput(f"{path}: the file holds no cases.")
+        cases.append(case_from_obj(obj, where))
     return cases
+
+
+def case_from_obj(obj: Any, where: str) -> Case:
+    """One case from its JSON object; ``where`` starts the error message."""
+    if not isinstance(obj, dict) or not isinstance(obj.get("query"), str):
+        raise InvalidInput(f"{where}: each case needs a string 'query'.")
+    expected = obj.get("expected_id")
+    if expected is not None and not isinstance(expected, str | int):
+        raise InvalidInput(f"{where}: 'expected_id' must be a string or null.")
+    history = obj.get("history") or []
+    if not isinstance(history, list) or not all(
+        isinstance(t, dict) and t.get("role") in ("user", "assistant")
+        and isinstance(t.get("content"), str)
+        for t in history
+    ):
+        raise InvalidInput(
+            f"{where}: 'history' must be a list of {{role: user|assistant, content}}."
+        )
+    return Case(obj["query"], None if expected is None else str(expected), history)
+
+
+def case_passes(case: Case, result: dict[str, Any]) -> bool:
+    """The two rules of CONTRACT.md: an in-scope case is answered with ``expected_id`` as the
+    top source; an out-of-scope one is not answered (clarify or handoff)."""
+    if case.expected_id is None:
+        return bool(result["decision"] in ("clarify", "handoff"))
+    top = result["sources"][0]["id"] if result["sources"] else None
+    return result["decision"] == "answer" and top is not None and (
+        top == case.expected_id or top.split("#", 1)[0] == case.expected_id
+    )
 
 
 def entry_ranks(sources: Sequence[dict[str, Any]]) -> dict[str, int]:
@@ -90,12 +112,9 @@ def metrics(cases: Sequence[Case], results: Sequence[dict[str, Any]]) -> dict[st
         r1 += rank == 1
         r5 += rank is not None and rank <= 5
         rr += 1.0 / rank if rank is not None and rank <= 10 else 0.0
-        top = result["sources"][0]["id"] if result["sources"] else None
-        correct_in += result["decision"] == "answer" and top is not None and (
-            top == case.expected_id or top.split("#", 1)[0] == case.expected_id
-        )
-    for _case, result in oos:
-        correct_oos += result["decision"] in ("clarify", "handoff")
+        correct_in += case_passes(case, result)
+    for case, result in oos:
+        correct_oos += case_passes(case, result)
     latencies = sorted(r["latency_ms"] for r in results)
     decisions = Counter(r["decision"] for r in results)
     n_in, n_oos = len(in_scope), len(oos)

@@ -30,6 +30,7 @@ __all__ = [
     "ConversationRow",
     "FeedbackRow",
     "MessageRow",
+    "RegressionCaseRow",
     "StaffSessionRow",
     "StaffTokenRow",
     "StaffUserRow",
@@ -161,5 +162,22 @@ class UnansweredResolutionRow(Base):
     )
     action: Mapped[str] = mapped_column(String(20))
     entry_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    author: Mapped[str] = mapped_column(String(254))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class RegressionCaseRow(Base):
+    """One case of the knowledge base's regression set, checked before each publish.
+
+    The shape of a ``chatbot eval --queries`` line: ``query``, ``expected_id`` (an entry or
+    document id; None: the bot must not answer) and the ``history`` replayed before it.
+    """
+
+    __tablename__ = "kb_regression_cases"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    query: Mapped[str] = mapped_column(Text)
+    expected_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    history: Mapped[list[dict[str, str]]] = mapped_column(JSON, default=list)
     author: Mapped[str] = mapped_column(String(254))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

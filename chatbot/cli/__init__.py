@@ -96,7 +96,7 @@ def emit_json(obj: Any) -> None:
     click.echo(json.dumps(obj, ensure_ascii=False, default=str))
 
 
-from chatbot.cli import chat, kb, ops, privacy, staff, train  # noqa: E402,F401  (registers the commands)
+from chatbot.cli import chat, kb, model, ops, privacy, regression, staff, train  # noqa: E402,F401  (registers the commands)
 
 __all__ = ["main"]
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -29,16 +29,34 @@ def import_(files: tuple[Path, ...], replace: bool) -> None:
     quiet_libraries()
     records = read_files(files)  # all-or-nothing: a bad row fails before anything is stored
     services = build_services(load_settings(), load_generator=False)
+    previous = services.knowledge.current_version()
     summary, version = services.knowledge.save(
         records, replace=replace, publish=True, author="cli", note="kb import"
     )
     click.echo("Indexing…", err=True)
-    services.retriever.rebuild(show_progress=True)
+    index = services.retriever.rebuild(show_progress=True)
     click.echo(
         f"Imported {len(records)} record(s) from {len(files)} file(s): {summary.created} new, "
         f"{summary.updated} updated, {summary.unchanged} unchanged, {summary.deleted} removed. "
         f"Published knowledge-base version {version}."
     )
+    _report_regression(services, previous, version, index)
+
+
+def _report_regression(services: Any, previous: int, version: int | None, index: Any) -> None:
+    """An import is not gated (it is the administrator's path), but says what it broke."""
+    from chatbot.cli.regression import report_lines
+    from chatbot.staff.audit import AuditLog
+    from chatbot.staff.regression import RegressionSet
+
+    if not previous or version is None or version == previous:
+        return
+    checks = RegressionSet(services.engine, services.knowledge, services.chat,
+                           AuditLog(services.engine))
+    report = checks.compare_versions(previous, version, after_index=index)
+    if report is not None:
+        for line in report_lines(report):
+            click.echo(line)
 
 
 @kb.command("export")

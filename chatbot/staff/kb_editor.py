@@ -6,7 +6,10 @@ each change a revision in ``kb_revisions``); customers are answered from the pub
 until ``publish``, after which the search index is rebuilt at once in the background
 (``kb_live.IndexWarmer``). Every change is written to the audit log with who and what.
 Entries come and go in the JSONL shape of CONTRACT.md; documents as ``{"id", "kind":
-"document", "title", "text", "format"}``.
+"document", "title", "text", "format"}``. With a regression set (``regression.RegressionSet``),
+publish and rollback first check the new version against the live one and refuse one that
+breaks cases passing live, unless an admin overrides; their result then carries
+``"regression"``, the report of the check.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from chatbot.staff import kb_records as rec
 from chatbot.staff.accounts import StaffUser, require
 from chatbot.staff.audit import AuditLog
 from chatbot.staff.kb_live import IndexWarmer, try_question
+from chatbot.staff.regression import RegressionSet
 from knowledge.formats import read_files
 from knowledge.records import Document, Entry, Record
 from knowledge.retrieval import Retriever
@@ -35,13 +39,15 @@ AUDIT_IDS = 100
 
 class KnowledgeEditor:
     def __init__(
-        self, knowledge: KnowledgeStore, retriever: Retriever, chat: ChatService, audit: AuditLog
+        self, knowledge: KnowledgeStore, retriever: Retriever, chat: ChatService, audit: AuditLog,
+        regression: RegressionSet | None = None,
     ) -> None:
         self.knowledge = knowledge
         self.retriever = retriever
         self.chat = chat
         self.audit = audit
         self.warmer = IndexWarmer(retriever)
+        self.regression = regression
 
     # --- FAQ entries (drafts) ---------------------------------------------------------
 
@@ -241,38 +247,44 @@ class KnowledgeEditor:
         return try_question(self.chat, text)
 
     def publish(
-        self, actor: StaffUser, *, note: str = "", wait: float = 0.0
+        self, actor: StaffUser, *, note: str = "", wait: float = 0.0, override: bool = False
     ) -> dict[str, Any]:
         """Drafts become a new version; its index is built at once in the background (``wait``:
-        seconds to wait for it). A draft equal to the live version publishes nothing."""
+        seconds to wait for it). A draft equal to the live version publishes nothing. With a
+        regression set the draft is checked first (``override``: an admin publishes anyway)."""
         require(actor, AREA)
         note = rec.note_text(note)
         previous = self.knowledge.current_version()
         if not self.changes(actor)["count"]:
-            return {"version": previous, "published": False, **self._live(0)}
+            return {"version": previous, "published": False, "regression": None, **self._live(0)}
+        report = self._gate(actor, self.knowledge.drafts, "the draft", override)
         version = self.knowledge.publish(author=actor.email, note=note)
         diff = self._diff(previous, version)
-        self.audit.record(actor, "kb.publish", f"version {version}", version=version, note=note,
-                          **self._ids(diff))
+        self._audit_publish(actor, "kb.publish", version, report, note=note, **self._ids(diff))
         self.warmer.start()
-        return {"version": version, "published": True, **rec.diff_counts(diff), **self._live(wait)}
+        return {"version": version, "published": True, **rec.diff_counts(diff),
+                "regression": report, **self._live(wait)}
 
-    def rollback(self, actor: StaffUser, version: int, *, wait: float = 0.0) -> dict[str, Any]:
+    def rollback(
+        self, actor: StaffUser, version: int, *, wait: float = 0.0, override: bool = False
+    ) -> dict[str, Any]:
         """Publish a new version equal to ``version``. Unpublished drafts are replaced (each
-        stays in its entry's history)."""
+        stays in its entry's history). Checked against the regression set like a publish."""
         require(actor, AREA)
         version = self._version_number(version)
         if version == 0:
             raise InvalidInput("Version 0 is the empty knowledge base; choose a published version.")
+        target = self._version_records(version)  # NotFound before any check runs
+        report = self._gate(actor, lambda: target, f"version {version}", override)
         discarded = self.changes(actor)["count"]
         previous = self.knowledge.current_version()
         new = self.knowledge.rollback(version, author=actor.email)
         diff = self._diff(previous, new)
-        self.audit.record(actor, "kb.rollback", f"version {new}", version=new, to=version,
-                          discarded_drafts=discarded, **self._ids(diff))
+        self._audit_publish(actor, "kb.rollback", new, report, to=version,
+                            discarded_drafts=discarded, **self._ids(diff))
         self.warmer.start()
         return {"version": new, "rolled_back_to": version, "discarded_drafts": discarded,
-                **rec.diff_counts(diff), **self._live(wait)}
+                **rec.diff_counts(diff), "regression": report, **self._live(wait)}
 
     def live_status(self, actor: StaffUser) -> dict[str, Any]:
         """Which version is published and which one the running server answers from."""
@@ -365,6 +377,20 @@ class KnowledgeEditor:
             more = [f"... {len(ids) - AUDIT_IDS} more"] if len(ids) > AUDIT_IDS else []
             out[key] = ids[:AUDIT_IDS] + more
         return out
+
+    def _gate(self, actor: StaffUser, records: Any, label: str, override: bool
+              ) -> dict[str, Any] | None:
+        """The regression check of what is about to go live (None: no regression set)."""
+        if self.regression is None:
+            return None
+        return self.regression.gate(actor, records, label=label, override=override)
+
+    def _audit_publish(self, actor: StaffUser, action: str, version: int,
+                       report: dict[str, Any] | None, **detail: Any) -> None:
+        if self.regression is not None:
+            self.regression.audit_publish(actor, action, version, report, **detail)
+        else:
+            self.audit.record(actor, action, f"version {version}", version=version, **detail)
 
     def _live(self, wait: float) -> dict[str, Any]:
         """Whether the running server already answers from the newest version."""

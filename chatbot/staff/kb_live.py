@@ -63,12 +63,16 @@ class IndexWarmer:
 
     def status(self) -> dict[str, Any]:
         published = self.retriever.store.current_version()
-        building = self._thread is not None and self._thread.is_alive()
+        running = self._thread is not None and self._thread.is_alive()
+        live = self.retriever.version == published
         return {
             "published_version": published,
             "live_version": self.retriever.version,
-            "ready": not building and self.retriever.version == published,
-            "building": building,
+            # Live as soon as the new index answers; its calibration may still be fitted
+            # (meanwhile the previous version's is used).
+            "ready": live,
+            "building": running and not live,
+            "calibrating": running and live,
             "last_build_seconds": self.last.get("seconds"),
             "error": self.last.get("error"),
         }

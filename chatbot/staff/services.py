@@ -12,6 +12,7 @@ from chatbot.staff.audit import AuditLog
 from chatbot.staff.handoffs import HandoffDesk
 from chatbot.staff.kb_editor import KnowledgeEditor
 from chatbot.staff.privacy import PrivacyDesk
+from chatbot.staff.regression import RegressionSet
 from chatbot.staff.transcripts import Transcripts
 from chatbot.staff.unanswered import Unanswered
 
@@ -21,6 +22,7 @@ class Staff:
     accounts: Accounts
     audit: AuditLog
     kb: KnowledgeEditor
+    regression: RegressionSet
     unanswered: Unanswered
     handoffs: HandoffDesk
     transcripts: Transcripts
@@ -31,11 +33,14 @@ class Staff:
 def build_staff(services: Services) -> Staff:
     engine = services.engine
     audit = AuditLog(engine)
-    editor = KnowledgeEditor(services.knowledge, services.retriever, services.chat, audit)
+    regression = RegressionSet(engine, services.knowledge, services.chat, audit)
+    editor = KnowledgeEditor(services.knowledge, services.retriever, services.chat, audit,
+                             regression)
     return Staff(
         accounts=Accounts(engine, session_hours=services.settings.staff_session_hours),
         audit=audit,
         kb=editor,
+        regression=regression,
         unanswered=Unanswered(engine, services.embedder, services.retriever, editor, audit,
                               services.chat.calibration_report),
         handoffs=HandoffDesk(engine, services.conversations, services.settings, audit),

@@ -22,7 +22,7 @@ STAFF_ERRORS = {
 
 
 def staff_api(staff: Staff) -> APIRouter:
-    from ui.staff_api import entries, handoffs, privacy, reports
+    from ui.staff_api import entries, handoffs, privacy, regression, reports
 
     router = APIRouter(
         prefix=STAFF_PREFIX,
@@ -30,6 +30,6 @@ def staff_api(staff: Staff) -> APIRouter:
         responses=STAFF_ERRORS,
         dependencies=[authenticate(staff)],
     )
-    for module in (entries, handoffs, reports, privacy):
+    for module in (entries, handoffs, regression, reports, privacy):
         router.include_router(module.router(staff))
     return router

@@ -17,7 +17,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from chatbot.errors import InvalidInput
 from chatbot.staff.accounts import StaffUser
+from ui.errors import ErrorBody
 from ui.staff_api.auth import allow
+from ui.staff_api.regression import RegressionReport
 
 if TYPE_CHECKING:
     from chatbot.staff.services import Staff
@@ -101,6 +103,8 @@ class PublishBody(BaseModel):
     note: str = Field("", description="What changed, for the versions list.")
     wait: float = Field(0, ge=0, le=120, description="Seconds to wait until the server answers "
                                                      "from the new version (0: return at once).")
+    override: bool = Field(False, description="Admins: publish even though regression cases "
+                                              "that pass live would fail (audited).")
 
 
 class PublishResult(BaseModel):
@@ -111,11 +115,16 @@ class PublishResult(BaseModel):
     removed: int = 0
     live: bool = Field(description="The running server already answers from this version.")
     index_seconds: float | None = None
+    regression: RegressionReport | None = Field(
+        None, description="The regression check of the draft against the previous live version "
+                          "(null: no regression set, or nothing was published).")
 
 
 class RollbackBody(BaseModel):
     version: int = Field(description="The version whose content becomes live again.")
     wait: float = Field(0, ge=0, le=120)
+    override: bool = Field(False, description="Admins: roll back even though regression cases "
+                                              "would fail (audited).")
 
 
 class RollbackResult(BaseModel):
@@ -127,6 +136,7 @@ class RollbackResult(BaseModel):
     removed: int
     live: bool
     index_seconds: float | None = None
+    regression: RegressionReport | None = None
 
 
 class VersionOut(BaseModel):
@@ -172,6 +182,7 @@ class LiveStatus(BaseModel):
     live_version: int
     ready: bool
     building: bool
+    calibrating: bool = False
     last_build_seconds: float | None
     error: str | None
 
@@ -288,10 +299,11 @@ def router(staff: Staff) -> APIRouter:
     def try_question(body: TryBody, actor: StaffUser = user) -> dict[str, Any]:
         return kb.try_question(actor, body.text)
 
-    @r.post("/publish", response_model=PublishResult, summary="Make the draft the live version")
+    @r.post("/publish", response_model=PublishResult, summary="Make the draft the live version",
+            responses={409: {"model": ErrorBody, "description": "Regression cases would break"}})
     def publish(body: PublishBody | None = None, actor: StaffUser = user) -> Any:
         body = body or PublishBody()
-        return kb.publish(actor, note=body.note, wait=body.wait)
+        return kb.publish(actor, note=body.note, wait=body.wait, override=body.override)
 
     @r.get("/publish/status", response_model=LiveStatus, summary="Which version the server answers from")
     def live_status(actor: StaffUser = user) -> Any:
@@ -313,9 +325,10 @@ def router(staff: Staff) -> APIRouter:
     ) -> Any:
         return kb.diff(actor, from_, to)
 
-    @r.post("/rollback", response_model=RollbackResult, summary="A new version equal to an old one")
+    @r.post("/rollback", response_model=RollbackResult, summary="A new version equal to an old one",
+            responses={409: {"model": ErrorBody, "description": "Regression cases would break"}})
     def rollback(body: RollbackBody, actor: StaffUser = user) -> Any:
-        return kb.rollback(actor, body.version, wait=body.wait)
+        return kb.rollback(actor, body.version, wait=body.wait, override=body.override)
 
     @r.get("/audit", response_model=list[AuditOut], summary="Who changed what, newest first")
     def audit(

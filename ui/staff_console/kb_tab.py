@@ -15,6 +15,7 @@ from typing import Any
 import gradio as gr
 
 from chatbot.staff.accounts import StaffUser
+from ui.staff_console import regression_tab
 from ui.staff_console.context import ConsoleContext
 from ui.staff_console.kb_format import (
     diff_markdown,
@@ -92,6 +93,9 @@ def build(ctx: ConsoleContext) -> None:
                 publish = gr.Button("Publish", variant="primary")
                 pending_refresh = gr.Button("Refresh")
             publish_status = gr.Markdown()
+            check_view = regression_tab.publish_check(ctx, note, publish_tab)
+        with gr.Tab("Regression"):
+            regression_tab.build(ctx)
         with gr.Tab("Versions") as versions_tab:
             versions = gr.Dataframe(headers=VERSION_HEADERS, interactive=False, max_height=300,
                                     label="Published versions (click one to compare it)")
@@ -295,11 +299,11 @@ def build(ctx: ConsoleContext) -> None:
         result = kb.publish(actor, note=note_text, wait=PUBLISH_WAIT)
         message = publish_message(result)
         gr.Info(message.replace("**", ""))
-        return [message, pending_markdown(kb.changes(actor)), "", version_rows(actor),
-                *entry_rows(actor, "", ""), doc_rows(actor)]
+        return [message + regression_tab.after_publish(result), pending_markdown(kb.changes(actor)),
+                "", version_rows(actor), *entry_rows(actor, "", ""), doc_rows(actor), ""]
 
     publish.click(do_publish, [note], [publish_status, pending, note, versions, *entry_lists,
-                                       doc_table], api_visibility="private")
+                                       doc_table, check_view], api_visibility="private")
 
     # --- versions ---------------------------------------------------------------------
 
