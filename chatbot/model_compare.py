@@ -5,10 +5,10 @@ Quality is ``chatbot eval`` itself (``evaluation.run_eval`` with both models on 
 the knowledge base): the generation metrics of CONTRACT.md, on the first ``limit`` cases.
 Speed is measured on each model right after it loads, on prompts in the serving layout
 (``prompts.build_messages``: the system prompt, three passages of the knowledge base, the
-question), greedy: *time to first token* is the time of a one-token generation (the prompt's
-prefill), *decode tokens/s* is ``(n - 1) / (t_n - t_1)`` for a generation forced to ``n`` new
-tokens; each is the best of ``repeats`` runs per prompt (the least disturbed by other work
-on the machine), then the median over the prompts, after one warm-up run.
+question), greedy, in one generation forced to ``n`` new tokens whose tokens are timed as they
+arrive: *time to first token* (the prompt's prefill and one step) and *decode tokens/s*,
+``(n - 1) / (t_n - t_1)``; each is the best of ``repeats`` runs per prompt (the least disturbed
+by other work on the machine), then the median over the prompts, after one warm-up run.
 """
 
 from __future__ import annotations
@@ -50,30 +50,50 @@ def speed_prompts(records: Sequence[Record], n: int, count_tokens: Any, settings
     return prompts
 
 
+class _Clock:
+    """A ``generate`` streamer that notes when each new token arrives (the first ``put`` is
+    the prompt)."""
+
+    def __init__(self) -> None:
+        self.started = time.perf_counter()
+        self.calls = 0
+        self.times: list[float] = []
+
+    def put(self, value: Any) -> None:
+        self.calls += 1
+        if self.calls > 1:
+            self.times.append(time.perf_counter())
+
+    def end(self) -> None:
+        pass
+
+
 def measure_speed(generator: Any, prompts: Sequence[list[dict[str, str]]], new_tokens: int,
                   repeats: int = 2) -> dict[str, Any]:
-    """Median time to first token (ms) and decode tokens/s of a ``LocalGenerator``."""
+    """Median time to first token (ms) and decode tokens/s of a ``LocalGenerator``, each from
+    one generation of ``new_tokens`` tokens: the first token's arrival, and the rate of the
+    others."""
     import torch
 
     params = GenerationParams(max_new_tokens=new_tokens, temperature=0.0, repetition_penalty=1.0)
 
-    def timed(inputs: Any, tokens: int) -> float:
-        kwargs = {**generator.generate_kwargs(inputs, params), "max_new_tokens": tokens,
-                  "min_new_tokens": tokens}
-        started = time.perf_counter()
+    def timed(inputs: Any) -> tuple[float, float]:
+        kwargs = {**generator.generate_kwargs(inputs, params), "min_new_tokens": new_tokens}
+        clock = _Clock()
         with torch.inference_mode():
-            generator.model.generate(**kwargs)
-        return time.perf_counter() - started
+            generator.model.generate(**kwargs, streamer=clock)
+        first = clock.times[0] - clock.started
+        rate = (len(clock.times) - 1) / max(clock.times[-1] - clock.times[0], 1e-9)
+        return first, rate
 
     first, rates, lengths = [], [], []
     encoded = [generator.prompt_ids(p).to(generator.device) for p in prompts]
     if encoded:
-        timed(encoded[0], 2)  # warm-up
+        timed(encoded[0])  # warm-up
     for inputs in encoded:
-        one = min(timed(inputs, 1) for _ in range(repeats))
-        many = min(timed(inputs, new_tokens) for _ in range(repeats))
-        first.append(one * 1000)
-        rates.append((new_tokens - 1) / max(many - one, 1e-9))
+        runs = [timed(inputs) for _ in range(repeats)]
+        first.append(min(f for f, _ in runs) * 1000)
+        rates.append(max(r for _, r in runs))
         lengths.append(int(inputs["input_ids"].shape[1]))
     return {"ttft_ms": round(statistics.median(first), 1) if first else None,
             "decode_tokens_per_s": round(statistics.median(rates), 2) if rates else None,

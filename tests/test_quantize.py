@@ -117,6 +117,8 @@ def test_the_command_quantizes_and_compares_quality_and_speed(tiny_model: Path, 
     twice = run_cli("model", "quantize", "--model", str(out), "--output", str(tmp_path / "x"),
                     "--no-compare", data=data_dir)
     assert_user_error(twice, "already int8-quantized")
+    trained = run_cli("train", "--base", str(out), "--max-steps", "1", data=data_dir)
+    assert_user_error(trained, "int8 copy made for serving")
 
 
 @pytest.mark.slow

@@ -64,7 +64,8 @@ def train(
                                 validation_split, seed, as_json)
         return
     from chatbot.errors import InvalidInput, ModelUnavailable
-    from chatbot.generation.local import load_tokenizer
+    from chatbot.generation.local import load_tokenizer, resolve_model
+    from chatbot.generation.quantize import is_quantized
     from chatbot.service import build_services
     from chatbot.training.data import DataOptions, PromptShape, build_examples, read_conversations
     from chatbot.training.trainer import TrainOptions, is_main_process
@@ -92,6 +93,9 @@ def train(
     if output is None:
         options.output = settings.data_dir / "models" / f"answer-v{version}"
     try:
+        if is_quantized(resolve_model(options.base)[0]):
+            raise InvalidInput(f"--base: {options.base} is an int8 copy made for serving; train "
+                               "the fp32 model it was made from, then quantize the result.")
         tokenizer = load_tokenizer(options.base)
     except ModelUnavailable as exc:
         raise InvalidInput(f"--base: {exc}") from exc

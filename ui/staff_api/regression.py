@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 MAX_UPLOAD_BYTES = 5_000_000
 
 
-class Turn(BaseModel):
+class CaseTurn(BaseModel):
     role: str = Field(description="user or assistant")
     content: str
 
@@ -35,7 +35,7 @@ class CaseBody(BaseModel):
     query: str = Field(description="What the customer writes.")
     expected_id: str | None = Field(description="The entry (or document) that must answer it; "
                                                 "null: the bot must clarify or hand off.")
-    history: list[Turn] = Field(default_factory=list, description="Earlier turns, replayed first.")
+    history: list[CaseTurn] = Field(default_factory=list, description="Earlier turns, replayed first.")
 
 
 class CaseOut(CaseBody):
@@ -44,7 +44,7 @@ class CaseOut(CaseBody):
     created_at: str
 
 
-class ImportResult(BaseModel):
+class CaseImportResult(BaseModel):
     lines: int
     added: int
     unchanged: int = Field(description="Cases already in the set (kept once).")
@@ -85,7 +85,7 @@ class RegressionReport(BaseModel):
     seconds: float
 
 
-class Ok(BaseModel):
+class CaseDeleted(BaseModel):
     ok: bool = True
 
 
@@ -103,12 +103,12 @@ def router(staff: Staff) -> APIRouter:
     def add(body: CaseBody, actor: StaffUser = user) -> Any:
         return regression.add(actor, body.model_dump())
 
-    @r.delete("/regression/{case_id}", response_model=Ok)
+    @r.delete("/regression/{case_id}", response_model=CaseDeleted)
     def delete(case_id: int, actor: StaffUser = user) -> Any:
         regression.delete(actor, case_id)
-        return Ok()
+        return CaseDeleted()
 
-    @r.post("/regression/import", response_model=ImportResult,
+    @r.post("/regression/import", response_model=CaseImportResult,
             summary="Import cases from a JSONL file, all or none")
     def import_cases(
         file: Annotated[UploadFile, File(description="JSONL, one case a line")],
