@@ -17,14 +17,14 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable, Iterator, Mapping
-from contextlib import closing
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import sessionmaker
 
-from chatbot import grounding, replies
+from chatbot import replies
+from chatbot.answering import answer
 from chatbot.conversations import (
     Conversation,
     ConversationStore,
@@ -32,20 +32,19 @@ from chatbot.conversations import (
     check_conversation_id,
 )
 from chatbot.db import make_engine, upgrade
-from chatbot.dialogue.decision import Decision, Thresholds, is_fast_path
+from chatbot.dialogue.decision import Thresholds
 from chatbot.dialogue.language import name as language_name
 from chatbot.dialogue.manager import TurnPlan, plan_turn
-from chatbot.errors import ChatbotError, Conflict, InvalidInput
+from chatbot.errors import Conflict, InvalidInput
 from chatbot.generation import GenerationParams, Generator, make_generator
 from chatbot.identity import verify_identity
 from chatbot.inputs import check_characters, clean_message, normalize
 from chatbot.moderation import Flag, Moderator
 from chatbot.monitoring import Metrics
-from chatbot.prompts import select_passages, turn_messages
 from chatbot.settings import Settings
 from chatbot.staff.questions import out_of_scope_texts
 from chatbot.staff.webhook import HandoffWebhook, announce_waiting, webhook_from
-from chatbot.turns import (
+from chatbot.turns import (  # the edges import the turn types from here too
     ConversationView,
     Delta,
     Event,
@@ -53,7 +52,6 @@ from chatbot.turns import (
     HandoffResult,
     Reset,
     TurnResult,
-    sentences_of,
     source_of,
 )
 from knowledge.calibration import Calibration, operating_point, threshold_for_precision
@@ -63,6 +61,11 @@ from knowledge.retrieval import Retriever
 from knowledge.store import KnowledgeStore
 
 log = logging.getLogger(__name__)
+
+__all__ = [
+    "ChatService", "ConversationView", "Delta", "Event", "Final", "HandoffResult", "Reset",
+    "Services", "TurnResult", "build_services", "clean_message", "thresholds_from",
+]
 
 RATINGS = ("up", "down")
 # A KB whose calibration cases miss the precision target still answers what it is sure of.
@@ -99,11 +102,11 @@ class ChatService:
             return self.thresholds
         tuned = self._tuned
         if tuned is None or tuned[0] is not calibration:
-            answer = threshold_for_precision(
+            answer_at = threshold_for_precision(
                 calibration, target, floor=self.thresholds.answer,
                 ceiling=max(self.thresholds.answer, MAX_TUNED_ANSWER_THRESHOLD),
             )
-            tuned = (calibration, replace(self.thresholds, answer=answer))
+            tuned = (calibration, replace(self.thresholds, answer=answer_at))
             self._tuned = tuned
         return tuned[1]
 
@@ -292,7 +295,7 @@ class ChatService:
             meta={"moderation": flag.category} if flag else None,
         )
         if flag is not None:
-            self._moderated(flag)
+            self.count_moderated(flag)
             if flag.category != "injection":  # harmful requests: a fixed reply, nothing else
                 yield from self._refuse(conversation_id, flag.category, started)
                 return
@@ -325,8 +328,8 @@ class ChatService:
             yield Delta(reply := with_language_note(plan, reply))
         else:
             kind = "answer"
-            reply, grounded, origin, model, tokens = yield from self._answer(
-                plan.intent.text, history, decision, sampling, model_allowed=flag is None
+            reply, grounded, origin, model, tokens = yield from answer(
+                self, plan.intent.text, history, decision, sampling, model_allowed=flag is None
             )
         fallback = origin == "fallback"
         latency = (time.perf_counter() - started) * 1000
@@ -405,81 +408,7 @@ class ChatService:
             self.metrics.turn(result)
         yield Final(result)
 
-    def _answer(
-        self,
-        question: str,
-        history: list[Any],
-        decision: Decision,
-        params: GenerationParams,
-        model_allowed: bool = True,
-    ) -> Iterator[Event]:
-        """Yields events; returns (text, grounded, origin, model, tokens).
-
-        Whatever the model does (raises, times out, is unavailable), the customer gets the best
-        passage's own text: the failure is logged with its traceback and counted."""
-        # Passage sentences that address the model are dropped before anything uses them.
-        decision = replace(decision, hits=tuple(
-            replace(h, text=self.moderator.sanitize(h.text)) for h in decision.hits))
-        top = decision.hits[0]
-        embed = self.embedder.embed_sentences
-        if not model_allowed:  # an injection attempt: the model never sees it
-            text = grounding.fallback_text(question, top.kind, top.text, embed)
-            yield Delta(text)
-            return text, None, "kb_only", None, 0
-        if self.generator is None or is_fast_path(decision, self.thresholds):
-            text = grounding.fallback_text(question, top.kind, top.text, embed)
-            yield Delta(text)
-            return text, None, "kb_only" if self.generator is None else "fast_path", None, 0
-        generator = self.generator
-        streamed: list[str] = []
-        pieces: list[str] = []
-        grounded: bool | None = None
-        model: str | None = None
-        try:
-            messages = turn_messages(
-                question=question,
-                hits=decision.hits,
-                history=[(m.role, m.content) for m in history if m.role in ("user", "assistant")
-                         and not m.meta.get("moderation")],  # flagged messages stay out
-                count_tokens=generator.count_tokens,
-                context_tokens=self.settings.context_tokens,
-                max_new_tokens=params.max_new_tokens,
-                history_turns=self.settings.history_turns,
-                min_score=self.thresholds.clarify,
-            )
-            passages = select_passages(decision.hits, self.thresholds.clarify)
-            texts = [p.text for p in passages]
-            support = grounding.Support(texts, embed, self.settings.grounding_threshold)
-            # Closing the stream early (a sentence failed) stops the model generating.
-            with closing(sentences_of(recorded(generator.stream(messages, params), pieces))) as produced:
-                # Each finished sentence is checked before the customer sees it.
-                for sentence in produced:
-                    if self._blocked(sentence, texts) or not support.check(sentence).grounded:
-                        break
-                    streamed.append(sentence)
-                    yield Delta(sentence if len(streamed) == 1 else " " + sentence)
-                else:
-                    if streamed:
-                        return (" ".join(streamed), True, "generated", generator.name,
-                                self._count(pieces))
-                grounded, model = False, generator.name
-        except Exception as exc:  # the model failed: the knowledge base answers instead
-            level = logging.WARNING if isinstance(exc, ChatbotError) else logging.ERROR
-            log.log(level, "generation failed; answering from the knowledge base", exc_info=exc)
-            if self.metrics is not None:
-                self.metrics.generation_failed()
-        text = grounding.fallback_text(question, top.kind, top.text, embed)
-        yield Reset(text)
-        return text, grounded, "fallback", model, self._count(pieces)
-
-    def _blocked(self, sentence: str, passages: list[str]) -> bool:
-        flag = self.moderator.check_output(sentence, passages)
-        if flag is not None:
-            log.warning("moderation withheld a generated sentence (%s)", flag.category)
-            self._moderated(flag)
-        return flag is not None
-
-    def _moderated(self, flag: Flag) -> None:
+    def count_moderated(self, flag: Flag) -> None:
         if self.metrics is not None:
             self.metrics.moderated.labels(flag.direction, flag.category).inc()
 
@@ -498,27 +427,6 @@ class ChatService:
         if self.metrics is not None:
             self.metrics.turn(result)
         yield Final(result)
-
-    def _count(self, pieces: list[str]) -> int:
-        if not pieces or self.generator is None:
-            return 0
-        try:
-            return self.generator.count_tokens("".join(pieces))
-        except Exception:  # a broken tokenizer must not break the turn
-            return 0
-
-
-def recorded(stream: Iterator[str], pieces: list[str]) -> Iterator[str]:
-    """``stream``, keeping each piece in ``pieces``; closing it closes ``stream``."""
-    try:
-        for piece in stream:
-            pieces.append(piece)
-            yield piece
-    finally:
-        close = getattr(stream, "close", None)
-        if close is not None:
-            close()
-
 
 @dataclass
 class Services:

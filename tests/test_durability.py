@@ -278,3 +278,41 @@ def test_50_concurrent_conversations_never_lock_the_database(data, tmp_path):
     assert '"status": 500' not in log
     print(f"concurrent conversations: {n}, requests: {n * (turns + 3)}, all 200, "
           "no 'database is locked'")
+
+
+def test_sigterm_lets_a_streaming_answer_finish(data, tmp_path):
+    model = SlowModel(delay=0.2)  # about 3.5 s for the whole answer
+    server = Server(data, tmp_path / "server.log", CHATBOT_GENERATOR="openai",
+                    CHATBOT_OPENAI_BASE_URL=model.url, CHATBOT_FAST_PATH_THRESHOLD="1.5")
+    try:
+        server.start()
+        cid = httpx.post(server.url + API, json={}, timeout=30).json()["id"]
+        body: list[str] = []
+
+        def stream() -> None:
+            with httpx.stream("POST", f"{server.url}{API}/{cid}/messages",
+                              json={"text": QUESTION}, timeout=60,
+                              headers={"Accept": "text/event-stream"}) as response:
+                body.extend(response.iter_text())
+
+        reader = threading.Thread(target=stream)
+        reader.start()
+        deadline = time.monotonic() + 30
+        while not model.asked() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert model.asked(), "the turn never reached the model"
+        assert server.proc is not None
+        server.proc.send_signal(signal.SIGTERM)
+        reader.join(timeout=30)
+        # uvicorn re-raises the signal once it has shut down gracefully: -SIGTERM, not a kill.
+        assert server.proc.wait(timeout=30) in (0, -signal.SIGTERM)
+        text = "".join(body)
+        assert "event: final" in text, text
+        rows = stored_messages(data / "chatbot.db")
+        assert [r[2] for r in rows if r[1] == cid] == ["user", "assistant"]
+    except BaseException:
+        print(server.logs())
+        raise
+    finally:
+        server.kill()
+        model.close()
