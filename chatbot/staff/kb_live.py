@@ -33,20 +33,28 @@ class IndexWarmer:
         self._thread: threading.Thread | None = None
         self._guard = threading.Lock()
         self.last: dict[str, Any] = {}
+        self._started = 0.0
+        self._live_after: float | None = None  # seconds from publish to live, this build
 
     def start(self) -> None:
+        self._started = time.perf_counter()
+        self._live_after: float | None = None
         with self._guard:
             thread = threading.Thread(target=self._run, name="kb-index-warm", daemon=True)
             self._thread = thread
             thread.start()
 
     def wait(self, timeout: float) -> bool:
-        """True when no build is running any more (within ``timeout`` seconds)."""
+        """True once the newest version answers, or no build runs any more (within
+        ``timeout`` seconds). The version's calibration may still be fitted after that."""
         thread = self._thread
-        if thread is not None:
-            thread.join(timeout)
-            return not thread.is_alive()
-        return True
+        deadline = time.monotonic() + timeout
+        while thread is not None and thread.is_alive() and time.monotonic() < deadline:
+            if self.retriever.version == self.retriever.store.current_version():
+                self._live_after = time.perf_counter() - self._started
+                return True
+            thread.join(0.02)
+        return thread is None or not thread.is_alive()
 
     def _run(self) -> None:
         started = time.perf_counter()
@@ -73,7 +81,8 @@ class IndexWarmer:
             "ready": live,
             "building": running and not live,
             "calibrating": running and live,
-            "last_build_seconds": self.last.get("seconds"),
+            "last_build_seconds": (self._live_after if running and live
+                                   else self.last.get("seconds")),
             "error": self.last.get("error"),
         }
 
