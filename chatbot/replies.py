@@ -77,7 +77,7 @@ def agent_name(email: str | None) -> str:
 VAGUE = ("Happy to help. What is your question? Tell me in a sentence or two, for example what "
          "you ordered and what went wrong, and I'll look it up.")
 # Said before a clarifying question or a handoff of a message in another language.
-OTHER_LANGUAGE = "Sorry, I can only answer questions in {language} so far."
+OTHER_LANGUAGE = "I can only answer questions in {language} so far."
 
 
 def clarify_text(candidates: Sequence[Hit], reason: str) -> str:

@@ -418,10 +418,11 @@ class ChatService:
         yield Delta(reply)
         latency = (time.perf_counter() - started) * 1000
         stored = self.conversations.add_message(
-            conversation_id, role="assistant", content=reply, decision="answer",
+            conversation_id, role="assistant", content=reply, decision="clarify",
             latency_ms=latency, meta={"reason": f"moderated_{category}"},
         )
-        result = TurnResult(conversation_id=conversation_id, decision="answer", text=reply,
+        # Not an answer from the knowledge base: the reply asks what the customer needs.
+        result = TurnResult(conversation_id=conversation_id, decision="clarify", text=reply,
                             sources=[], grounded=None, latency_ms=latency, message_id=stored.id,
                             reason=f"moderated_{category}")
         if self.metrics is not None:

@@ -7,9 +7,9 @@ Invariants (tested in ``tests/test_decision.py``):
   ``clarify_margin`` of it;
 - after ``max_clarifications`` clarifying questions in a row, hand off instead of asking again;
 - a message that says nothing yet ("help") is asked what it is about (``clarify``, ``vague``);
-- a ``short`` message (one or two words, no earlier question to lean on) is answered only when
-  its best entry leads the next one by ``SHORT_MARGIN``: "order" could mean placing,
-  changing or tracking one, so it is asked about;
+- a ``short`` message (one or two words) is answered only when its best entry leads the next
+  one by ``SHORT_MARGIN``: "order" could mean placing, changing or tracking one, so it is
+  asked about (a follow-up such as "Canada?" usually leads clearly once merged with its topic);
 - a message in ``other_language`` than the knowledge base's is answered only from a hit at
   or above the fast-path threshold (the embedding model matches other languages poorly, and a
   confident wrong answer is worse than asking or handing over).

@@ -78,7 +78,9 @@ def plan_turn(
     k: int = 5,
 ) -> TurnPlan:
     intent = classify(text)
-    previous_user = [m.content for m in history if m.role == "user"]
+    # Earlier questions give a follow-up its topic; "help" or "hi" give none.
+    previous_user = [m.content for m in history
+                     if m.role == "user" and classify(m.content).kind == "question"]
     query = build_query(intent.text, previous_user)
     hits: list[Hit] = []
     language, kb = None, "en"
@@ -103,7 +105,7 @@ def plan_turn(
         hits,
         thresholds=thresholds,
         clarifications_in_a_row=clarifications_in_a_row(history),
-        short=query.context is None and len(_WORD.findall(intent.text)) <= SHORT_WORDS,
+        short=len(_WORD.findall(intent.text)) <= SHORT_WORDS,
         other_language=language is not None,
     )
     return TurnPlan(intent, query, decision, language, kb)
