@@ -136,6 +136,20 @@ class Settings(BaseSettings):
     )
     device: str = Field("auto", description="Torch device: auto, cpu, cuda, cuda:N or mps.")
     torch_threads: int = Field(0, ge=0, description="CPU threads for torch; 0 keeps torch's choice.")
+    prefix_cache: bool = Field(
+        True, description="Reuse the model's key/value cache of the prompt prefix every turn "
+        "shares (chat template and system prompt) instead of recomputing it each turn."
+    )
+    prompt_lookup_tokens: int = Field(
+        0, ge=0, le=64,
+        description="Prompt lookup decoding: tokens drafted by copying from the prompt and "
+        "checked in one forward pass; helps models that quote their passages; 0 turns it off.",
+    )
+    generation_queue_timeout: float = Field(
+        20.0, gt=0,
+        description="Seconds a turn waits for the local model while it answers other "
+        "customers; past it the turn is answered from the knowledge base.",
+    )
 
     # Sampling defaults (each can be overridden per request).
     max_new_tokens: int = Field(128, ge=1, le=4096, description="Most tokens generated per answer.")

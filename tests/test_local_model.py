@@ -66,3 +66,31 @@ def test_chat_turn_is_grounded_or_falls_back_to_the_kb(lm, make_services):
         assert result.text == services.knowledge.get("delivery-canada").answer
     stored = services.conversations.messages(result.conversation_id)[-1]
     assert stored.content == result.text and stored.grounded == result.grounded
+
+
+RETURNS = PromptPassage(
+    "returns", "Can I return an item?",
+    "You can return any item within 30 days of delivery for a full refund.",
+)
+
+
+def test_warm_up_caches_the_system_prompt_and_answers_stay_the_same(lm, messages):
+    from chatbot.prompts import SYSTEM_PROMPT
+    from chatbot.warmup import SAMPLES
+
+    params = GenerationParams(max_new_tokens=12)
+    other = build_messages(question="Can I return a jumper?", passages=[RETURNS],
+                           count_tokens=lm.count_tokens)
+    saved, lm.prefix = lm.prefix, None
+    try:
+        whole = ["".join(lm.stream(m, params)) for m in (messages, other)]
+    finally:
+        lm.prefix = saved
+    lm.warm_up([build_messages(question=q, passages=[p], count_tokens=lm.count_tokens)
+                for q, p in SAMPLES])
+    cached = lm.tokenizer.decode(lm.prefix.tokens)
+    assert SYSTEM_PROMPT in cached  # the fixed part of every prompt, and nothing after it
+    assert "sample-" not in cached and "delivery" not in cached.lower()
+    hits = lm.prefix.hits
+    assert ["".join(lm.stream(m, params)) for m in (messages, other)] == whole
+    assert lm.prefix.hits == hits + 2

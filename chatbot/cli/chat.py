@@ -23,6 +23,7 @@ def serve(host: str | None, port: int | None) -> None:
     from chatbot.demo import ensure_demo_kb
     from chatbot.logs import configure_logging
     from chatbot.service import build_services
+    from chatbot.warmup import warm_up
 
     quiet_libraries()
     settings = load_settings()
@@ -36,6 +37,7 @@ def serve(host: str | None, port: int | None) -> None:
         click.echo("Imported the demo knowledge base (CHATBOT_DEMO_KB=false turns this off).",
                    err=True)
     services.retriever.index()
+    warm_up(services)
     module, _, factory = WEB_APP.partition(":")
     app = getattr(importlib.import_module(module), factory)(services)
     click.echo(f"Serving on http://{settings.host}:{settings.port}", err=True)

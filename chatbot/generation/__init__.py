@@ -21,7 +21,14 @@ def make_generator(settings: Settings) -> Generator:
         )
     from chatbot.generation.local import LocalGenerator
 
-    return LocalGenerator(settings.model, device=settings.device, threads=settings.torch_threads)
+    return LocalGenerator(
+        settings.model,
+        device=settings.device,
+        threads=settings.torch_threads,
+        prompt_lookup_tokens=settings.prompt_lookup_tokens,
+        prefix_cache=settings.prefix_cache,
+        queue_timeout=settings.generation_queue_timeout,
+    )
 
 
 __all__ = ["GenerationParams", "Generator", "make_generator"]

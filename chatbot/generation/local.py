@@ -4,8 +4,12 @@
 transformers dequantizes to a torch model). CUDA, then MPS, then CPU is used; bf16 on CUDA.
 A folder written by ``chatbot model quantize`` (``generation.quantize``) holds an int8 model
 that runs on CPU only.
-Prompts go through the model's own chat template. One generation runs at a time per model;
-tokens stream through ``TextIteratorStreamer`` from a worker thread.
+Prompts go through the model's own chat template. One generation runs at a time per model,
+in arrival order (``generation.queue``); tokens stream through ``TextIteratorStreamer`` from a
+worker thread. Each generation starts from the cached prompt prefix every turn shares
+(``generation.prefix_cache``), and with ``prompt_lookup_tokens`` it drafts tokens by copying
+from the prompt (prompt lookup decoding: the model checks a whole draft in one forward pass,
+and greedy output is unchanged), which suits answers that quote their passages.
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ from typing import Any
 
 from chatbot.errors import ModelUnavailable
 from chatbot.generation.base import ChatMessages, GenerationParams
+from chatbot.generation.prefix_cache import PrefixCache, cache_kwarg
+from chatbot.generation.queue import FairQueue
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +104,16 @@ def load_pretrained(model: str, *, dtype: Any = None) -> tuple[Any, Any]:
 
 
 class LocalGenerator:
-    def __init__(self, model: str = BUNDLED, *, device: str = "auto", threads: int = 0) -> None:
+    def __init__(
+        self,
+        model: str = BUNDLED,
+        *,
+        device: str = "auto",
+        threads: int = 0,
+        prompt_lookup_tokens: int = 0,
+        prefix_cache: bool = True,
+        queue_timeout: float | None = None,
+    ) -> None:
         import torch
 
         from chatbot.generation.quantize import is_quantized
@@ -118,7 +133,16 @@ class LocalGenerator:
             )
         self.model.to(self.device).eval()
         self.name = BUNDLED_NAME if model == BUNDLED else model
-        self._lock = threading.Lock()
+        self.prompt_lookup_tokens = prompt_lookup_tokens
+        self.prefix = PrefixCache(self.model) if prefix_cache else None
+        self.queue = FairQueue(queue_timeout)
+
+    def warm_up(self, samples: list[ChatMessages]) -> None:
+        """Run a short generation on each sample prompt (two or more with the same system
+        prompt): the first real turn then finds kernels initialised and the prefix cached."""
+        for messages in samples:
+            for _piece in self.stream(messages, GenerationParams(max_new_tokens=2)):
+                pass
 
     def count_tokens(self, text: str) -> int:
         return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
@@ -138,6 +162,8 @@ class LocalGenerator:
             "num_beams": params.num_beams,
             "pad_token_id": self.tokenizer.pad_token_id or self.tokenizer.eos_token_id,
         }
+        if self.prompt_lookup_tokens and params.num_beams == 1:
+            kwargs["prompt_lookup_num_tokens"] = self.prompt_lookup_tokens
         if sample:
             kwargs.update(temperature=params.temperature, top_p=params.top_p)
             if params.top_k:
@@ -151,7 +177,7 @@ class LocalGenerator:
         inputs = self.prompt_ids(messages).to(self.device)
         if params.num_beams > 1:
             # Beam search cannot stream: generate, then yield the whole text.
-            with self._lock, torch.inference_mode():
+            with self.queue.turn(), torch.inference_mode():
                 torch.manual_seed(params.seed)
                 out = self.model.generate(**self.generate_kwargs(inputs, params))
             new = out[0, inputs["input_ids"].shape[1] :]
@@ -167,10 +193,15 @@ class LocalGenerator:
 
         def work() -> None:
             try:
+                kwargs = self.generate_kwargs(inputs, params)
+                if self.prefix is not None:
+                    cache = self.prefix.cache_for(inputs["input_ids"][0].tolist())
+                    if cache is not None:
+                        kwargs[cache_kwarg()] = cache
                 with torch.inference_mode():
                     torch.manual_seed(params.seed)
                     self.model.generate(
-                        **self.generate_kwargs(inputs, params),
+                        **kwargs,
                         streamer=streamer,
                         stopping_criteria=StoppingCriteriaList([_EventStop(stop)]),
                     )
@@ -178,7 +209,7 @@ class LocalGenerator:
                 errors.append(exc)
                 streamer.end()
 
-        with self._lock:
+        with self.queue.turn():
             thread = threading.Thread(target=work, daemon=True)
             thread.start()
             try:
