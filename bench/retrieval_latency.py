@@ -10,7 +10,7 @@
     for 2M texts in under a minute). They keep the structure that real text gives (entries
     that share words lie close), which is what an approximate index depends on; random unit
     vectors have none, and no approximate index gets near the exact one on them. Lead vectors
-    are random (only ~40 are read per query). The index is ``knowledge.index.vector_index``:
+    are random (only ~40 are read per query). The index is ``knowledge.vectors.vector_index``:
     exact up to ``APPROXIMATE_ABOVE`` vectors, IVF above. Reported: the index type, build time
     (vector index, then BM25), memory, recall@10 of the vector index against an exact scan
     for (i) >= 200 perturbed stored variants (a word dropped, a typo, or a filler word added)
@@ -235,7 +235,8 @@ def rss_mb() -> float:
 def measure_size(n: int, args, embedder, static: StaticVectors) -> None:
     import faiss
 
-    from knowledge.index import Item, SearchIndex, describe, keyword_text, vector_index
+    from knowledge.index import Item, SearchIndex, keyword_text
+    from knowledge.vectors import describe, vector_index
 
     threads = faiss.omp_get_max_threads()
     from knowledge.retrieval import rank
@@ -261,7 +262,7 @@ def measure_size(n: int, args, embedder, static: StaticVectors) -> None:
     exact = {"perturbed stored variants": exact_top(q_changed, vectors, 10),
              "customer-style queries": exact_top(q_customer, vectors, 10)}
     exact_ms = []
-    faiss.omp_set_num_threads(1)  # as SearchIndex.signals searches (knowledge.index.search_one)
+    faiss.omp_set_num_threads(1)  # as SearchIndex.signals searches (knowledge.vectors.search_one)
     for q in q_customer[:30]:
         t0 = time.perf_counter()
         faiss.knn(q[None, :], vectors, 64, metric=faiss.METRIC_INNER_PRODUCT)
@@ -404,7 +405,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"faiss {faiss.__version__}, omp threads {faiss.omp_get_max_threads()}")
 
     from knowledge.embeddings import Embedder
-    from knowledge.index import APPROXIMATE_ABOVE
+    from knowledge.vectors import APPROXIMATE_ABOVE
 
     t0 = time.perf_counter()
     embedder = Embedder("bundled")

@@ -12,9 +12,10 @@ import faiss
 import numpy as np
 import pytest
 
-import knowledge.index as index_module
-from knowledge.index import Item, SearchIndex, describe, vector_index
+import knowledge.vectors as index_module
+from knowledge.index import Item, SearchIndex
 from knowledge.records import Entry
+from knowledge.vectors import describe, vector_index
 
 DIM = 32
 

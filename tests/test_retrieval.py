@@ -168,7 +168,7 @@ def test_damaged_index_is_rebuilt(kb):
 
 def test_a_small_knowledge_base_keeps_the_exact_flat_index(shared_kb):
     """The approximate index starts far above this size (tests/test_ann_index.py)."""
-    from knowledge.index import describe
+    from knowledge.vectors import describe
 
     assert describe(shared_kb.retriever.index().vectors) == "flat"
 
