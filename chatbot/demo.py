@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import knowledge
+from knowledge.errors import Conflict
 
 if TYPE_CHECKING:
     from chatbot.service import Services
@@ -23,5 +24,8 @@ def ensure_demo_kb(services: Services) -> bool:
 
     if not services.settings.demo_kb or services.knowledge.current_version() > 0:
         return False
-    services.knowledge.save(read_files(demo_files()), publish=True, note="demo knowledge base")
+    try:
+        services.knowledge.save(read_files(demo_files()), publish=True, note="demo knowledge base")
+    except Conflict:  # another server sharing the database imported it at the same moment
+        return False
     return True

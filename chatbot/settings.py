@@ -28,6 +28,11 @@ class Settings(BaseSettings):
     database_url: str = Field(
         "", description="SQLAlchemy URL; empty means sqlite:///<data dir>/chatbot.db."
     )
+    kb_poll_seconds: float = Field(
+        2.0, ge=0,
+        description="Seconds between checks for a KB version published by another server "
+        "sharing the database (its index is then built in the background); 0: no checks.",
+    )
 
     # Serving.
     host: str = Field("127.0.0.1", description="Address the web server listens on.")

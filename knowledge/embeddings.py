@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 from sqlalchemy import Engine, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import sessionmaker
 
 from knowledge.errors import ModelUnavailable
@@ -125,12 +126,27 @@ class Embedder:
             new = dict(zip(missing.keys(), fresh, strict=True))
             known.update(new)
             if self._sessions is not None:
-                with self._sessions.begin() as session:
-                    for h, vec in new.items():
-                        session.merge(
-                            EmbeddingRow(model=self.name, content_hash=h, vector=vec.tobytes())
-                        )
+                self._remember(new)
         self.last_embedded = len(missing)
         for i, h in enumerate(hashes):
             out[i] = known[h]
         return out
+
+    def _remember(self, vectors: dict[str, np.ndarray]) -> None:
+        """Write vectors to the cache as one upsert. Another process sharing the database may
+        be embedding the same new text at this moment (every server rebuilds its index after a
+        publish), so a row that appeared since the lookup is replaced, not an error."""
+        rows = [{"model": self.name, "content_hash": h, "vector": v.tobytes()}
+                for h, v in vectors.items()]
+        assert self._sessions is not None
+        table = EmbeddingRow.__table__
+        with self._sessions.begin() as session:
+            dialect = session.get_bind().dialect.name
+            if dialect not in ("postgresql", "sqlite"):
+                for row in rows:  # merge reads each key first: right for a single writer
+                    session.merge(EmbeddingRow(**row))
+                return
+            insert = postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
+            session.execute(insert.on_conflict_do_update(
+                index_elements=["model", "content_hash"], set_={"vector": insert.excluded.vector}
+            ), rows)

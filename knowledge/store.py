@@ -11,15 +11,17 @@ Invariants:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Engine, func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from knowledge.errors import InvalidInput, NotFound
+from knowledge.errors import Conflict, InvalidInput, NotFound
 from knowledge.models import EntryRow, RevisionRow, VersionEntryRow, VersionRow, utcnow
 from knowledge.records import Record, content_hash, record_data, record_from_data
 
@@ -44,6 +46,20 @@ class KnowledgeStore:
     def __init__(self, engine: Engine) -> None:
         self._sessions = sessionmaker(engine, expire_on_commit=False)
 
+    @contextmanager
+    def _writing(self) -> Iterator[Session]:
+        """One write transaction. Two editors (on one server or on two sharing the database)
+        changing the same entry at the same moment both read revision N and both write N + 1;
+        the unique (entry, revision) key refuses the second, which is told to try again."""
+        try:
+            with self._sessions.begin() as session:
+                yield session
+        except IntegrityError as exc:
+            raise Conflict(
+                "Someone else changed the same entries at the same moment, so this change was "
+                "not saved; reload and try again."
+            ) from exc
+
     # --- drafts -----------------------------------------------------------------------
 
     def save(
@@ -59,13 +75,13 @@ class KnowledgeStore:
 
         Returns the change summary and, with ``publish``, the new version number.
         """
-        with self._sessions.begin() as session:
+        with self._writing() as session:
             summary = self._save(session, records, author=author, replace=replace)
             version = self._publish(session, author=author, note=note) if publish else None
         return summary, version
 
     def delete(self, entry_id: str, *, author: str = "system") -> None:
-        with self._sessions.begin() as session:
+        with self._writing() as session:
             row = session.get(EntryRow, entry_id)
             if row is None or row.deleted:
                 raise NotFound(f"There is no entry with id '{entry_id}'.")
@@ -106,7 +122,7 @@ class KnowledgeStore:
     # --- versions ---------------------------------------------------------------------
 
     def publish(self, *, author: str = "system", note: str = "") -> int:
-        with self._sessions.begin() as session:
+        with self._writing() as session:
             return self._publish(session, author=author, note=note)
 
     def current_version(self) -> int:
@@ -137,7 +153,7 @@ class KnowledgeStore:
 
     def rollback(self, version: int, *, author: str = "system") -> int:
         """Publish a new version whose content equals ``version``."""
-        with self._sessions.begin() as session:
+        with self._writing() as session:
             if session.get(VersionRow, version) is None:
                 raise NotFound(f"There is no knowledge-base version {version}.")
             old = session.execute(

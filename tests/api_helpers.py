@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import TINY_KB_FILES
 
 
 @contextmanager
@@ -22,20 +23,27 @@ def module_services(folder: Path, kb_template: Path, **overrides: Any) -> Iterat
 
     Module-scoped fixtures run before the autouse ``data_dir`` fixture clears ``CHATBOT_*``,
     so the developer's shell settings are cleared here too. ``generator`` may be overridden;
-    the default is a ``ScriptedGenerator`` (never the real language model).
+    the default is a ``ScriptedGenerator`` (never the real language model). With a
+    ``database_url`` (PostgreSQL, from ``module_database``) the tiny KB is published into that
+    database as version 1 instead, so the module sees the same knowledge base either way.
     """
     from chatbot.generation.scripted import ScriptedGenerator
     from chatbot.service import build_services
     from chatbot.settings import Settings
+    from knowledge.formats import read_files
 
     generator = overrides.pop("generator", None) or ScriptedGenerator()
-    shutil.copytree(kb_template, folder)
+    own_database = bool(overrides.get("database_url"))
+    if not own_database:
+        shutil.copytree(kb_template, folder)
     with pytest.MonkeyPatch.context() as patch:
         for name in list(os.environ):
             if name.startswith("CHATBOT_"):
                 patch.delenv(name)
         settings = Settings(data_dir=folder, demo_kb=False, **overrides)
     services = build_services(settings, generator=generator, load_generator=False)
+    if own_database:
+        services.knowledge.save(read_files(TINY_KB_FILES), publish=True)
     services.retriever.index()
     try:
         yield services

@@ -8,6 +8,9 @@
   through the real ``Embedder`` and ``build_services`` code with its own database.
 - ``make_services`` builds the real service layer on a migrated SQLite file with the tiny shop
   knowledge base of ``tests/fixtures`` published and indexed.
+- ``database_url`` runs a test twice: on a SQLite file and on an empty database of a real
+  PostgreSQL server (``tests/postgres.py``, one throwaway cluster per session). Without
+  PostgreSQL installed the second run is skipped and says why.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from typing import Any
 
 import pytest
 from helpers import TINY_KB_FILES
+from postgres import PostgresServer, unavailable_reason
 
 # No network here or on a user's machine in CI: keep libraries from trying.
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -39,6 +43,47 @@ def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("CHATBOT_DATA_DIR", str(folder))
     monkeypatch.setenv("CHATBOT_DEMO_KB", "false")
     return folder
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """A real PostgreSQL server for the session (skips the test when none is installed)."""
+    reason = unavailable_reason()
+    if reason is not None:
+        pytest.skip(reason)
+    server = PostgresServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres: PostgresServer) -> Iterator[str]:
+    """The SQLAlchemy URL of a new, empty PostgreSQL database, dropped after the test."""
+    url = postgres.create_database()
+    yield url
+    postgres.drop_database(url)
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def module_database(request: pytest.FixtureRequest) -> Iterator[dict[str, str]]:
+    """Settings that put a whole test module's services on SQLite (the data dir's file, no
+    override), then on a PostgreSQL database of its own: pass them to ``module_services``."""
+    if request.param == "sqlite":
+        yield {}
+        return
+    server = request.getfixturevalue("postgres")
+    url = server.create_database()
+    yield {"database_url": url}
+    server.drop_database(url)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, data_dir: Path) -> str:
+    """The test's database: the data dir's SQLite file (the default), then (second run) an
+    empty PostgreSQL database."""
+    if request.param == "sqlite":
+        return f"sqlite:///{(data_dir / 'chatbot.db').resolve()}"
+    return str(request.getfixturevalue("postgres_url"))
 
 
 @pytest.fixture(scope="session")
@@ -101,11 +146,14 @@ def make_services(
     data_dir: Path,
     shared_embedding_model: dict[Any, Any],
     kb_template: Path,
+    tiny_records: list[Any],
 ) -> Iterator[Callable[..., Any]]:
     """``make_services(generator, kb=True, records=None, **settings)`` → real ``Services``.
 
     With ``kb`` the data dir starts as a copy of ``kb_template`` (the tiny KB, published as
-    version 1 and indexed), or with ``records`` published instead.
+    version 1 and indexed), or with ``records`` published instead. With a ``database_url``
+    other than SQLite the template's database cannot be copied: the tiny KB is published into
+    that database instead.
     """
     from chatbot.generation.scripted import ScriptedGenerator
     from chatbot.service import build_services
@@ -122,6 +170,8 @@ def make_services(
         **overrides: Any,
     ) -> Any:
         folder = folder or data_dir
+        if kb and records is None and _server_database(overrides.get("database_url")):
+            records = tiny_records
         if kb and records is None and not folder.exists():
             shutil.copytree(kb_template, folder)
         settings = Settings(data_dir=folder, demo_kb=False, **overrides)
@@ -140,3 +190,7 @@ def make_services(
     yield make
     for services in built:
         services.engine.dispose()
+
+
+def _server_database(url: str | None) -> bool:
+    return bool(url) and not str(url).startswith("sqlite")

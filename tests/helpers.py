@@ -22,10 +22,14 @@ def run_cli(
     input: str | None = None,
     timeout: float = 240,
     cwd: Path | None = None,
+    database_url: str | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """Run the installed ``chatbot`` entry point as a user would."""
+    """Run the installed ``chatbot`` entry point as a user would (``database_url``: as
+    ``CHATBOT_DATABASE_URL``; a SQLite one is the data dir's default file anyway)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CHATBOT_")}
     env.update(CHATBOT_DATA_DIR=str(data), CHATBOT_DEMO_KB="false")
+    if database_url:
+        env["CHATBOT_DATABASE_URL"] = database_url
     return subprocess.run(
         [str(CHATBOT_BIN), *args],
         capture_output=True,

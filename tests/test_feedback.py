@@ -17,8 +17,9 @@ API = "/api/v1/conversations"
 
 
 @pytest.fixture(scope="module")
-def services(tmp_path_factory, shared_embedding_model, kb_template):
-    with module_services(tmp_path_factory.mktemp("feedback") / "data", kb_template) as services:
+def services(tmp_path_factory, shared_embedding_model, kb_template, module_database):
+    folder = tmp_path_factory.mktemp("feedback") / "data"
+    with module_services(folder, kb_template, **module_database) as services:
         yield services
 
 
@@ -145,8 +146,8 @@ def test_repeated_clarification_handoff_records_its_reason(make_services):
 # Migration 0003 -----------------------------------------------------------------------------
 
 
-def test_upgrade_from_0002_with_rows_adds_feedback_and_handoff_reason(tmp_path):
-    engine = make_engine(f"sqlite:///{tmp_path / 'db' / 'chatbot.db'}")
+def test_upgrade_from_0002_with_rows_adds_feedback_and_handoff_reason(database_url):
+    engine = make_engine(database_url)
     try:
         upgrade(engine, "0002")
         now = "2026-01-02 03:04:05.000000"
@@ -162,10 +163,10 @@ def test_upgrade_from_0002_with_rows_adds_feedback_and_handoff_reason(tmp_path):
                 conn.execute(
                     text(
                         "INSERT INTO messages (conversation_id, role, content, sources, grounded, "
-                        "meta, created_at) VALUES ('conv-1', :role, :content, '[]', 1, "
+                        "meta, created_at) VALUES ('conv-1', :role, :content, '[]', :yes, "
                         "'{\"reason\": \"confident\"}', :now)"
                     ),
-                    {"role": role, "content": content, "now": now},
+                    {"role": role, "content": content, "now": now, "yes": True},
                 )
 
         upgrade(engine)

@@ -1,12 +1,15 @@
-"""Alembic is the only way a table changes: blank databases and databases holding rows upgrade."""
+"""Alembic is the only way a table changes: blank databases and databases holding rows upgrade,
+and every migration goes down again, on SQLite and on PostgreSQL alike."""
 
 from __future__ import annotations
 
 import json
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
@@ -23,10 +26,22 @@ PREVIOUS = "0001"
 
 
 @pytest.fixture
-def engine(tmp_path: Path):
+def engine(database_url: str):
+    engine = make_engine(database_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def sqlite_engine(tmp_path: Path):
     engine = make_engine(f"sqlite:///{tmp_path / 'db' / 'chatbot.db'}")
     yield engine
     engine.dispose()
+
+
+def as_json(value: Any) -> Any:
+    """A JSON column read with plain SQL: text on SQLite, already decoded on PostgreSQL."""
+    return json.loads(value) if isinstance(value, str) else value
 
 
 def head(engine) -> str:
@@ -57,6 +72,19 @@ def test_blank_database_upgrades_to_head(engine):
 
 def test_upgrade_is_idempotent(engine):
     upgrade(engine)
+    upgrade(engine)
+    assert current_revision(engine) == head(engine)
+
+
+def test_every_migration_goes_down_and_up_again(engine):
+    upgrade(engine)
+    script = ScriptDirectory.from_config(alembic_config(engine))
+    newest_first = [r.revision for r in script.walk_revisions()]
+    for revision, below in zip(newest_first, [*newest_first[1:], None], strict=True):
+        assert current_revision(engine) == revision
+        command.downgrade(alembic_config(engine), "-1")
+        assert current_revision(engine) == below
+    assert set(inspect(engine).get_table_names()) <= {"alembic_version"}
     upgrade(engine)
     assert current_revision(engine) == head(engine)
 
@@ -95,17 +123,17 @@ def test_previous_revision_with_rows_upgrades_and_keeps_them(engine):
         conn.execute(
             text(
                 "INSERT INTO kb_entries (id, kind, data, revision, deleted, updated_at) "
-                "VALUES ('order-tracking', 'faq', :data, 1, 0, :now)"
+                "VALUES ('order-tracking', 'faq', :data, 1, :no, :now)"
             ),
-            {"data": json.dumps(data), "now": now},
+            {"data": json.dumps(data), "now": now, "no": False},
         )
         conn.execute(
             text(
                 "INSERT INTO kb_revisions (entry_id, revision, kind, data, deleted, content_hash, "
-                "action, author, created_at) VALUES ('order-tracking', 1, 'faq', :data, 0, "
+                "action, author, created_at) VALUES ('order-tracking', 1, 'faq', :data, :no, "
                 "'abc', 'create', 'old', :now)"
             ),
-            {"data": json.dumps(data), "now": now},
+            {"data": json.dumps(data), "now": now, "no": False},
         )
         conn.execute(
             text("INSERT INTO kb_versions (published_at, author, note) VALUES (:now, 'old', '')"),
@@ -135,7 +163,7 @@ def test_previous_revision_with_rows_upgrades_and_keeps_them(engine):
     ]
     assert rows[1].decision == "answer" and rows[1].latency_ms == 12.5
     assert all(r.grounded is None for r in rows)
-    assert all(json.loads(r.meta) == {} for r in rows)
+    assert all(as_json(r.meta) == {} for r in rows)
     assert tuple(conv) == ("waiting", None)
 
     # The stores read the old rows through the current models.
@@ -165,7 +193,8 @@ def test_models_match_migrations(engine):
     assert diff == []
 
 
-def test_sqlite_runs_in_wal_mode(engine, tmp_path: Path):
+def test_sqlite_runs_in_wal_mode(sqlite_engine, tmp_path: Path):
+    engine = sqlite_engine
     upgrade(engine)
     with engine.connect() as conn:
         assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"

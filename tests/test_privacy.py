@@ -108,9 +108,10 @@ def test_staff_export_and_training_data_are_redacted(make_services, tmp_path):
 
 
 @pytest.fixture
-def populated(make_services):
-    """Two conversations of signed-in visitor u-42, one anonymous, one of u-7."""
-    services = make_services(widget_secret=SECRET)
+def populated(make_services, database_url):
+    """Two conversations of signed-in visitor u-42, one anonymous, one of u-7 (on SQLite, then
+    on PostgreSQL)."""
+    services = make_services(widget_secret=SECRET, database_url=database_url)
     chat = services.chat
     mine = [chat.start_conversation(visitor=visitor("u-42")) for _ in range(2)]
     anonymous = chat.start_conversation()
@@ -150,19 +151,21 @@ def test_export_and_delete_one_visitor(populated):
 
 def test_privacy_cli_exports_and_deletes(populated):
     services, mine, anonymous, other = populated
-    data = services.settings.data_dir
+    data, url = services.settings.data_dir, services.settings.resolved_database_url
     services.engine.dispose()
-    out = run_cli("privacy", "export", "--user", "u-42", data=data)
+    out = run_cli("privacy", "export", "--user", "u-42", data=data, database_url=url)
     assert out.returncode == 0, out.stderr
     assert sorted(c["id"] for c in json.loads(out.stdout)["conversations"]) == sorted(mine)
-    gone = run_cli("privacy", "delete", "--user", anonymous, "--json", data=data)
+    gone = run_cli("privacy", "delete", "--user", anonymous, "--json", data=data,
+                   database_url=url)
     assert gone.returncode == 0, gone.stderr
     assert json.loads(gone.stdout) == {"ok": True, "conversations": 1, "messages": 2, "feedback": 1}
-    again = run_cli("privacy", "export", "--user", anonymous, data=data)
+    again = run_cli("privacy", "export", "--user", anonymous, data=data, database_url=url)
     assert again.returncode == 2 and "Nothing is stored" in again.stderr
     assert "Traceback" not in again.stderr
-    with sqlite3.connect(data / "chatbot.db") as conn:
-        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    if url.startswith("sqlite"):
+        with sqlite3.connect(data / "chatbot.db") as conn:
+            assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
 
 
 def test_staff_privacy_api_is_for_admins(populated):
@@ -191,8 +194,8 @@ def age(services, cid: str, days: int) -> None:
                      {"t": utcnow() - timedelta(days=days), "id": cid})
 
 
-def test_retention_deletes_conversations_inactive_for_longer(make_services):
-    services = make_services(retention_days=30)
+def test_retention_deletes_conversations_inactive_for_longer(make_services, database_url):
+    services = make_services(retention_days=30, database_url=database_url)
     chat = services.chat
     old, recent = chat.start_conversation(), chat.start_conversation()
     for cid in (old, recent):

@@ -23,8 +23,9 @@ from ui.staff_console.login import MAX_FAILURES
 
 
 @pytest.fixture(scope="module")
-def services(tmp_path_factory, shared_embedding_model, kb_template):
-    with module_services(tmp_path_factory.mktemp("staff-auth") / "data", kb_template) as services:
+def services(tmp_path_factory, shared_embedding_model, kb_template, module_database):
+    folder = tmp_path_factory.mktemp("staff-auth") / "data"
+    with module_services(folder, kb_template, **module_database) as services:
         yield services
 
 
@@ -242,27 +243,27 @@ def test_password_reset_ends_existing_sessions(client, staff):
 # CLI -----------------------------------------------------------------------------------------
 
 
-def test_cli_creates_accounts_and_tokens(tmp_path):
-    data = tmp_path / "data"
+def test_cli_creates_accounts_and_tokens(data_dir, database_url):
+    data, url = data_dir, database_url
     created = run_cli("user", "add", "Lead@Example.com", "--role", "admin", "--password-stdin",
-                      data=data, input=PASSWORD + "\n")
+                      data=data, input=PASSWORD + "\n", database_url=url)
     assert created.returncode == 0, created.stderr
     prompted = run_cli("user", "add", "second@example.com", "--role", "agent", data=data,
-                       input=f"{PASSWORD}\n{PASSWORD}\n")
+                       input=f"{PASSWORD}\n{PASSWORD}\n", database_url=url)
     assert prompted.returncode == 0, prompted.stderr
     assert PASSWORD not in prompted.stdout
-    token = run_cli("token", "create", "lead@example.com", data=data)
+    token = run_cli("token", "create", "lead@example.com", data=data, database_url=url)
     assert token.returncode == 0, token.stderr
     last = token.stdout.strip().splitlines()[-1]
     assert re.fullmatch(r"cbt_[A-Za-z0-9_-]{40,}", last)
     from chatbot.db import make_engine
 
-    engine = make_engine(f"sqlite:///{data / 'chatbot.db'}")
+    engine = make_engine(url)
     try:
         assert Accounts(engine).user_for_token(last).email == "lead@example.com"
     finally:
         engine.dispose()
-    listed = run_cli("user", "list", "--json", data=data)
+    listed = run_cli("user", "list", "--json", data=data, database_url=url)
     assert '"lead@example.com"' in listed.stdout and '"second@example.com"' in listed.stdout
 
 

@@ -29,8 +29,9 @@ NEW_A = "You can return unworn items within 60 days of delivery for a full refun
 
 
 @pytest.fixture(scope="module")
-def services(tmp_path_factory, shared_embedding_model, kb_template):
-    with module_services(tmp_path_factory.mktemp("staff-kb") / "data", kb_template) as services:
+def services(tmp_path_factory, shared_embedding_model, kb_template, module_database):
+    folder = tmp_path_factory.mktemp("staff-kb") / "data"
+    with module_services(folder, kb_template, **module_database) as services:
         yield services
 
 

@@ -32,8 +32,9 @@ from chatbot.training.data import read_conversations
 
 
 @pytest.fixture(scope="module")
-def services(tmp_path_factory, shared_embedding_model, kb_template):
-    with module_services(tmp_path_factory.mktemp("staff-reports") / "data", kb_template) as services:
+def services(tmp_path_factory, shared_embedding_model, kb_template, module_database):
+    folder = tmp_path_factory.mktemp("staff-reports") / "data"
+    with module_services(folder, kb_template, **module_database) as services:
         yield services
 
 

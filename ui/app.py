@@ -11,6 +11,7 @@ from fastapi.responses import PlainTextResponse, Response
 from chatbot.errors import Unauthorized
 from chatbot.monitoring import CONTENT_TYPE, readiness
 from chatbot.privacy.records import RetentionJob
+from chatbot.staff.kb_live import VersionWatcher
 from ui.api import customer_api
 from ui.chat_page import mount_chat_page
 from ui.errors import ErrorBody, error_response, install_error_handlers
@@ -61,6 +62,11 @@ def create_app(services: Services, staff: Staff | None = None) -> FastAPI:
     app.router.add_event_handler("startup", retention.start)
     app.router.add_event_handler("shutdown", retention.stop)
     app.state.retention = retention
+    # Other servers sharing the database publish too: build their versions' index here early.
+    watcher = VersionWatcher(staff.kb.warmer, services.settings.kb_poll_seconds)
+    app.router.add_event_handler("startup", watcher.start)
+    app.router.add_event_handler("shutdown", watcher.stop)
+    app.state.kb_watcher = watcher
 
     register_widget(app, services)
     install_error_handlers(app)

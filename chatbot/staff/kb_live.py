@@ -1,5 +1,6 @@
-"""The live side of the knowledge-base editor: warming the search index right after a publish,
-and "try a question" (what the bot would do with a message, on the live version).
+"""The live side of the knowledge-base editor: warming the search index right after a publish
+(and after a publish by another server process sharing the database), and "try a question"
+(what the bot would do with a message, on the live version).
 
 Why a warm-up: ``Retriever.index()`` notices a new published version on the next search and
 builds its index then (reusing unchanged items' vectors). Doing that in a background thread as
@@ -7,6 +8,10 @@ soon as the version is published means the first customer after a publish does n
 the build, and the console can say when the new version is actually being answered from.
 A customer turn that arrives during the build waits on the retriever's lock and is answered
 from the new version; a turn already under way keeps the index it started with.
+
+Several server processes may share one database (README, Scale-out): a publish on one is seen
+by the others' ``VersionWatcher``, which polls the published version and starts the same warm-up
+in each of them.
 """
 
 from __future__ import annotations
@@ -44,6 +49,10 @@ class IndexWarmer:
             self._thread = thread
             thread.start()
 
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
     def wait(self, timeout: float) -> bool:
         """True once the newest version answers, or no build runs any more (within
         ``timeout`` seconds). The version's calibration may still be fitted after that."""
@@ -71,7 +80,7 @@ class IndexWarmer:
 
     def status(self) -> dict[str, Any]:
         published = self.retriever.store.current_version()
-        running = self._thread is not None and self._thread.is_alive()
+        running = self.running
         live = self.retriever.version == published
         return {
             "published_version": published,
@@ -85,6 +94,51 @@ class IndexWarmer:
                                    else self.last.get("seconds")),
             "error": self.last.get("error"),
         }
+
+
+class VersionWatcher:
+    """Every ``interval`` seconds, warms this process's index when the published version is
+    not the one it answers from: a publish by another server sharing the database, or a
+    ``chatbot kb import`` beside a running server. (Without it the next customer search
+    notices the new version and waits for the build itself.)"""
+
+    def __init__(self, warmer: IndexWarmer, interval: float) -> None:
+        self.warmer, self.interval = warmer, interval
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.noticed = 0  # warm-ups this watcher started
+
+    def check(self) -> bool:
+        """Start a warm-up if the published version is not live here; True when one started."""
+        retriever = self.warmer.retriever
+        published = retriever.store.current_version()
+        if self.warmer.running or published == retriever.version:
+            return False
+        log.info("knowledge-base version %s was published elsewhere; building its index",
+                 published)
+        self.warmer.start()
+        self.noticed += 1
+        return True
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.check()
+            except Exception:  # e.g. the database is briefly unreachable: check again later
+                log.exception("checking the published knowledge-base version failed")
+
+    def start(self) -> None:
+        if self.interval <= 0 or self._thread is not None:
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._loop, name="kb-version-watch", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
 
 
 def try_question(chat: ChatService, text: str, *, k: int | None = None) -> dict[str, Any]:
