@@ -22,9 +22,11 @@ def serve(host: str | None, port: int | None) -> None:
 
     from chatbot.demo import ensure_demo_kb
     from chatbot.logs import configure_logging
+    from chatbot.memory import limit_malloc_arenas, release_free_memory
     from chatbot.service import build_services
     from chatbot.warmup import warm_up
 
+    limit_malloc_arenas()
     quiet_libraries()
     settings = load_settings()
     if host:
@@ -38,6 +40,7 @@ def serve(host: str | None, port: int | None) -> None:
                    err=True)
     services.retriever.index()
     warm_up(services)
+    release_free_memory()  # what loading the models (a GGUF file is dequantized) left behind
     module, _, factory = WEB_APP.partition(":")
     app = getattr(importlib.import_module(module), factory)(services)
     click.echo(f"Serving on http://{settings.host}:{settings.port}", err=True)
