@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from chatbot.evaluation import metrics, read_cases, run_cases  # noqa: E402
-from chatbot.service import build_services  # noqa: E402
+from chatbot.services import build_services  # noqa: E402
 from chatbot.settings import Settings  # noqa: E402
 from knowledge.formats import read_files  # noqa: E402
 

@@ -158,7 +158,8 @@ def main(argv: list[str] | None = None) -> int:
     header("turn latency (demo KB, bundled SmolLM2)")
 
     from chatbot.demo import ensure_demo_kb
-    from chatbot.service import Delta, Final, Reset, build_services, thresholds_from
+    from chatbot.service import Delta, Final, Reset
+    from chatbot.services import build_services, thresholds_from
     from chatbot.settings import Settings
     from chatbot.warmup import warm_up
     from knowledge.formats import read_files

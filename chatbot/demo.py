@@ -9,7 +9,7 @@ import knowledge
 from knowledge.errors import Conflict
 
 if TYPE_CHECKING:
-    from chatbot.service import Services
+    from chatbot.services import Services
 
 DEMO_DIR = Path(knowledge.__file__).parent / "demo"
 

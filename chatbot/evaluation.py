@@ -176,7 +176,7 @@ def run_eval(
         generation_metrics,
         reference_answers,
     )
-    from chatbot.service import build_services
+    from chatbot.services import build_services
     from knowledge.formats import read_files
 
     cases = read_cases(queries)[:limit]

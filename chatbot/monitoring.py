@@ -41,7 +41,7 @@ from prometheus_client import (
 from sqlalchemy import text
 
 if TYPE_CHECKING:
-    from chatbot.service import Services
+    from chatbot.services import Services
     from chatbot.turns import TurnResult
 
 TURN_BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 16, 32, 64)

@@ -1,7 +1,7 @@
 """The service layer: one function per user action, shared by the CLI, HTTP API and web pages.
 
-``build_services(settings)`` builds everything (database, stores, models) once; nothing heavy
-happens at import. A turn (``ChatService.stream_message``) stores the customer's message
+``chatbot.services.build_services(settings)`` builds it and everything else a process needs
+once; nothing heavy happens at import. A turn (``ChatService.stream_message``) stores the customer's message
 first, then plans the turn, then produces and stores the reply.
 
 While a person has the conversation (status ``agent``) the bot is silent: the customer's
@@ -20,9 +20,6 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from sqlalchemy import Engine
-from sqlalchemy.orm import sessionmaker
-
 from chatbot import replies
 from chatbot.answering import answer
 from chatbot.conversations import (
@@ -31,19 +28,17 @@ from chatbot.conversations import (
     Feedback,
     check_conversation_id,
 )
-from chatbot.db import make_engine, upgrade
 from chatbot.dialogue.decision import Thresholds
 from chatbot.dialogue.language import name as language_name
 from chatbot.dialogue.manager import TurnPlan, plan_turn
 from chatbot.errors import Conflict, InvalidInput
-from chatbot.generation import GenerationParams, Generator, make_generator
+from chatbot.generation import GenerationParams, Generator
 from chatbot.identity import verify_identity
 from chatbot.inputs import check_characters, clean_message, normalize
 from chatbot.moderation import Flag, Moderator
 from chatbot.monitoring import Metrics
 from chatbot.settings import Settings
-from chatbot.staff.questions import out_of_scope_texts
-from chatbot.staff.webhook import HandoffWebhook, announce_waiting, webhook_from
+from chatbot.staff.webhook import HandoffWebhook, announce_waiting
 from chatbot.turns import (  # the edges import the turn types from here too
     ConversationView,
     Delta,
@@ -58,13 +53,12 @@ from knowledge.calibration import Calibration, operating_point, threshold_for_pr
 from knowledge.embeddings import Embedder
 from knowledge.records import Entry
 from knowledge.retrieval import Retriever
-from knowledge.store import KnowledgeStore
 
 log = logging.getLogger(__name__)
 
 __all__ = [
     "ChatService", "ConversationView", "Delta", "Event", "Final", "HandoffResult", "Reset",
-    "Services", "TurnResult", "build_services", "clean_message", "thresholds_from",
+    "TurnResult", "clean_message",
 ]
 
 RATINGS = ("up", "down")
@@ -429,74 +423,8 @@ class ChatService:
             self.metrics.turn(result)
         yield Final(result)
 
-@dataclass
-class Services:
-    settings: Settings
-    engine: Engine
-    knowledge: KnowledgeStore
-    conversations: ConversationStore
-    embedder: Embedder
-    retriever: Retriever
-    chat: ChatService
-    metrics: Metrics
-
-
 def with_language_note(plan: TurnPlan, reply: str) -> str:
     """A clarifying question or handoff of a message in another language says why first."""
     if plan.language is None:
         return reply
     return f"{replies.OTHER_LANGUAGE.format(language=language_name(plan.kb_language))} {reply}"
-
-
-def thresholds_from(settings: Settings) -> Thresholds:
-    return Thresholds(
-        answer=settings.answer_threshold,
-        clarify=settings.clarify_threshold,
-        margin=settings.clarify_margin,
-        fast_path=settings.fast_path_threshold,
-        max_clarifications=settings.max_clarifications,
-    )
-
-
-def build_services(
-    settings: Settings,
-    *,
-    generator: Generator | None = None,
-    load_generator: bool = True,
-    migrate: bool = True,
-) -> Services:
-    """Everything a process needs, built once. ``load_generator=False`` skips the LM."""
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    engine = make_engine(settings.resolved_database_url)
-    if migrate:
-        upgrade(engine)
-    knowledge = KnowledgeStore(engine)
-    conversations = ConversationStore(engine, redactor=settings.redactor)
-    embedder = Embedder(settings.embedding_model, engine=engine)
-    sessions = sessionmaker(engine)
-
-    def marked_out_of_scope() -> list[str]:
-        with sessions() as session:
-            return out_of_scope_texts(session)
-
-    retriever = Retriever(
-        knowledge, embedder, settings.data_dir / "index", calibrate=settings.calibrate,
-        unanswerable=marked_out_of_scope,
-    )
-    if generator is None and load_generator:
-        generator = make_generator(settings)
-    chat = ChatService(
-        settings=settings,
-        conversations=conversations,
-        retriever=retriever,
-        generator=generator,
-        thresholds=thresholds_from(settings),
-        params=GenerationParams.from_settings(settings),
-        embedder=embedder,
-        webhook=webhook_from(settings.handoff_webhook_url, settings.handoff_webhook_secret),
-        moderator=Moderator.from_settings(settings.moderation, settings.moderation_file),
-    )
-    metrics = Metrics()
-    metrics.track_kb_version(lambda: retriever.version)
-    chat.metrics = metrics
-    return Services(settings, engine, knowledge, conversations, embedder, retriever, chat, metrics)

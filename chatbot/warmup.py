@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from chatbot.prompts import PromptPassage, build_messages
 
 if TYPE_CHECKING:
-    from chatbot.service import Services
+    from chatbot.services import Services
 
 log = logging.getLogger(__name__)
 

@@ -28,7 +28,7 @@ def module_services(folder: Path, kb_template: Path, **overrides: Any) -> Iterat
     database as version 1 instead, so the module sees the same knowledge base either way.
     """
     from chatbot.generation.scripted import ScriptedGenerator
-    from chatbot.service import build_services
+    from chatbot.services import build_services
     from chatbot.settings import Settings
     from knowledge.formats import read_files
 

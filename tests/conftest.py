@@ -128,7 +128,7 @@ def kb_template(
     tiny_records: list[Any],
 ) -> Path:
     """A data dir with the tiny KB imported, published and indexed; tests get copies of it."""
-    from chatbot.service import build_services
+    from chatbot.services import build_services
     from chatbot.settings import Settings
 
     folder = tmp_path_factory.mktemp("kb-template") / "data"
@@ -156,7 +156,7 @@ def make_services(
     that database instead.
     """
     from chatbot.generation.scripted import ScriptedGenerator
-    from chatbot.service import build_services
+    from chatbot.services import build_services
     from chatbot.settings import Settings
 
     built: list[Any] = []

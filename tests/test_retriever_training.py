@@ -66,7 +66,7 @@ def test_a_few_real_steps_write_a_model_the_index_is_rebuilt_with(tmp_path):
     assert meta["model"] == str(out)
 
     # The folder serves (CHATBOT_EMBEDDING_MODEL=DIR): the rebuilt index is used as it is.
-    from chatbot.service import build_services
+    from chatbot.services import build_services
     from chatbot.settings import Settings
 
     services = build_services(Settings(data_dir=data, demo_kb=False, embedding_model=str(out)),

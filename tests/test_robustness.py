@@ -20,7 +20,7 @@ def turns(tmp_path_factory, kb_template, shared_embedding_model):
     """One service for the module; each message gets a fresh conversation."""
     import shutil
 
-    from chatbot.service import build_services
+    from chatbot.services import build_services
     from chatbot.settings import Settings
 
     folder = tmp_path_factory.mktemp("robust") / "data"

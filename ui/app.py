@@ -24,7 +24,7 @@ from ui.staff_console import mount_staff_console
 from ui.widget import register_widget
 
 if TYPE_CHECKING:
-    from chatbot.service import Services
+    from chatbot.services import Services
     from chatbot.staff.services import Staff
 
 

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 from fastapi import FastAPI, Request, Response
 
 if TYPE_CHECKING:
-    from chatbot.service import Services
+    from chatbot.services import Services
 
 WIDGET_JS = Path(__file__).parent / "static" / "widget.js"
 MEDIA_TYPE = "application/javascript; charset=utf-8"

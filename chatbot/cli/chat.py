@@ -23,7 +23,7 @@ def serve(host: str | None, port: int | None) -> None:
     from chatbot.demo import ensure_demo_kb
     from chatbot.logs import configure_logging
     from chatbot.memory import limit_malloc_arenas, release_free_memory
-    from chatbot.service import build_services
+    from chatbot.services import build_services
     from chatbot.warmup import warm_up
 
     limit_malloc_arenas()
@@ -70,7 +70,7 @@ def ask(
 ) -> None:
     """One customer turn through the same pipeline the web uses."""
     from chatbot.demo import ensure_demo_kb
-    from chatbot.service import build_services
+    from chatbot.services import build_services
 
     quiet_libraries()
     settings = load_settings()

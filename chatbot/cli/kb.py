@@ -23,7 +23,7 @@ def kb() -> None:
 @click.option("--replace", is_flag=True, help="The files become the whole knowledge base.")
 def import_(files: tuple[Path, ...], replace: bool) -> None:
     """Import FAQ entries (.jsonl, .csv) and documents (.md, .txt, .html); publishes at once."""
-    from chatbot.service import build_services
+    from chatbot.services import build_services
     from knowledge.formats import read_files
 
     quiet_libraries()

@@ -17,7 +17,7 @@ def index() -> None:
 @index.command("rebuild")
 def rebuild() -> None:
     """Rebuild the search index from the published knowledge base."""
-    from chatbot.service import build_services
+    from chatbot.services import build_services
 
     quiet_libraries()
     services = build_services(load_settings(), load_generator=False)

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 def _regression(*, models: bool = False) -> RegressionSet:
     """The set of the configured database; ``models``: with the embedding model, for checks."""
     from chatbot.db import make_engine, upgrade
-    from chatbot.service import build_services
+    from chatbot.services import build_services
     from chatbot.staff.audit import AuditLog
     from chatbot.staff.regression import RegressionSet
     from knowledge.store import KnowledgeStore

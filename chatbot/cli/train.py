@@ -66,7 +66,7 @@ def train(
     from chatbot.errors import InvalidInput, ModelUnavailable
     from chatbot.generation.local import load_tokenizer, resolve_model
     from chatbot.generation.quantize import is_quantized
-    from chatbot.service import build_services
+    from chatbot.services import build_services
     from chatbot.training.data import DataOptions, PromptShape, build_examples, read_conversations
     from chatbot.training.trainer import TrainOptions, is_main_process
     from chatbot.training.trainer import train as run_training
@@ -164,7 +164,7 @@ def train_retriever_command(
     as_json: bool,
 ) -> None:
     """``chatbot train --retriever``: tune, measure on held-out paraphrases, rebuild the index."""
-    from chatbot.service import build_services
+    from chatbot.services import build_services
     from chatbot.training.retriever import RetrieverOptions, train_retriever
 
     quiet_libraries()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from chatbot.privacy.records import PrivacyRecords
-from chatbot.service import Services
+from chatbot.services import Services
 from chatbot.staff.accounts import Accounts
 from chatbot.staff.analytics import Analytics
 from chatbot.staff.audit import AuditLog
