@@ -8,6 +8,7 @@
   through the real ``Embedder`` and ``build_services`` code with its own database.
 - ``make_services`` builds the real service layer on a migrated SQLite file with the tiny shop
   knowledge base of ``tests/fixtures`` published and indexed.
+- ``bundled_lm``: the real bundled language model on CPU, loaded once for the slow tests.
 """
 
 from __future__ import annotations
@@ -67,6 +68,14 @@ def embedder(shared_embedding_model: dict[Any, Any]) -> Any:
     from knowledge.embeddings import Embedder
 
     return Embedder()
+
+
+@pytest.fixture(scope="session")
+def bundled_lm() -> Any:
+    """The real bundled language model on CPU, loaded once for the slow tests that use it."""
+    from chatbot.generation.local import LocalGenerator
+
+    return LocalGenerator("bundled", device="cpu", threads=2)
 
 
 @pytest.fixture(scope="session")
