@@ -2,6 +2,8 @@
 
 A sentence is supported when
 - every number in it (prices, days, percentages, dates) appears in the passages,
+- so does every link and e-mail address (the bundled model invents sign-in pages: "go to
+  www.mywebsite.com/us/settings/..." reads close to a passage about resetting a password),
 - its negation agrees with the passage sentence it is closest to ("you can return" is not
   "you cannot return": word overlap alone would pass that), and
 - it is close in meaning to some passage sentence (cosine of sentence embeddings) or nearly
@@ -20,6 +22,12 @@ import numpy as np
 
 _SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")
 _NUMBER = re.compile(r"\d+(?:[.,:]\d+)*")
+_ADDRESS = re.compile(
+    r"(?:https?://|www\.)[^\s\"'<>]*[^\s\"'<>.,;:!?)]"  # a link, without a closing full stop
+    r"|[\w.+-]+@[\w-]+(?:\.[\w-]+)+"  # an e-mail address
+    r"|\b(?:[a-z0-9-]+\.)+(?:com|net|org|io|co|uk|eu|de|fr|es|it|nl|shop|store)\b(?:/[^\s\"'<>]*)?",
+    re.IGNORECASE,
+)
 _NEGATION = re.compile(
     r"\b(no|not|never|cannot|can't|cant|won't|don't|doesn't|didn't|isn't|aren't|wasn't|"
     r"shouldn't|mustn't|unable|without|none|nothing|neither|nor)\b|n't\b",
@@ -62,6 +70,10 @@ def _numbers(text: str) -> set[str]:
     return {n.replace(",", ".") for n in _NUMBER.findall(text)}
 
 
+def _addresses(text: str) -> set[str]:
+    return {a.lower().rstrip("/") for a in _ADDRESS.findall(text)}
+
+
 def _negated(text: str) -> bool:
     return bool(_NEGATION.search(text))
 
@@ -96,8 +108,10 @@ class Support:
             coverage = len(words & self.words) / len(words) if words else 1.0
             # Numbers must come from the passage the sentence is about: "2 to 4 days" from the
             # UK passage does not support a sentence about Canada.
+            passage = self.passages[self.owner[best]]
             ok = (
-                _numbers(sentence) <= _numbers(self.passages[self.owner[best]])
+                _numbers(sentence) <= _numbers(passage)
+                and _addresses(sentence) <= _addresses(passage)
                 and _negated(sentence) == _negated(self.sentences[best])
                 and (similarity >= self.threshold or coverage >= 0.9)
             )

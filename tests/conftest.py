@@ -11,6 +11,7 @@
 - ``database_url`` runs a test twice: on a SQLite file and on an empty database of a real
   PostgreSQL server (``tests/postgres.py``, one throwaway cluster per session). Without
   PostgreSQL installed the second run is skipped and says why.
+- ``bundled_lm``: the real bundled language model on CPU, loaded once for the slow tests.
 """
 
 from __future__ import annotations
@@ -112,6 +113,14 @@ def embedder(shared_embedding_model: dict[Any, Any]) -> Any:
     from knowledge.embeddings import Embedder
 
     return Embedder()
+
+
+@pytest.fixture(scope="session")
+def bundled_lm() -> Any:
+    """The real bundled language model on CPU, loaded once for the slow tests that use it."""
+    from chatbot.generation.local import LocalGenerator
+
+    return LocalGenerator("bundled", device="cpu", threads=2)
 
 
 @pytest.fixture(scope="session")

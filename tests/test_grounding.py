@@ -72,6 +72,31 @@ def test_numbers_must_come_from_the_matching_passage(embed):
     assert not verdict.grounded, verdict
 
 
+@pytest.mark.parametrize(
+    "answer",
+    [
+        # What the bundled model wrote for "How do I reset my password?".
+        'To reset your password, go to www.mywebsite.com/us/settings/forgbid/and select '
+        '"Reset Password".',
+        "Click Forgot password on https://shop.example.com/login to get a reset link.",
+        "Click Forgot password on the sign-in page or write to help@shop.example.",
+        "Click Forgot password on the sign-in page of northwind.com.",
+    ],
+)
+def test_invented_links_and_addresses_are_not_grounded(embed, answer):
+    passage = "Click Forgot password on the sign-in page and we will email you a reset link."
+    assert grounding.check(passage, [passage], embed).grounded
+    verdict = grounding.check(answer, [passage], embed)
+    assert not verdict.grounded and verdict.unsupported == (answer,), verdict
+
+
+def test_links_the_passage_gives_may_be_repeated(embed):
+    passage = ("Track your parcel at https://track.northwind.example/orders. Questions: "
+               "help@northwind.example.")
+    answer = "You can track your parcel at https://track.northwind.example/orders."
+    assert grounding.check(answer, [passage], embed).grounded
+
+
 def test_one_unsupported_sentence_spoils_the_answer(embed):
     verdict = grounding.check(f"{CANADA} It is free for orders over £50.", PASSAGES, embed)
     assert not verdict.grounded

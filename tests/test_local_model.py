@@ -17,48 +17,41 @@ CANADA = PromptPassage(
 
 
 @pytest.fixture(scope="module")
-def lm():
-    from chatbot.generation.local import LocalGenerator
-
-    return LocalGenerator("bundled", device="cpu", threads=2)
-
-
-@pytest.fixture(scope="module")
-def messages(lm):
+def messages(bundled_lm):
     return build_messages(
         question="How long does delivery to Canada take?",
         passages=[CANADA],
-        count_tokens=lm.count_tokens,
+        count_tokens=bundled_lm.count_tokens,
         budget=1024,
     )
 
 
-def test_streams_text_and_greedy_is_deterministic(lm, messages):
+def test_streams_text_and_greedy_is_deterministic(bundled_lm, messages):
     params = GenerationParams(max_new_tokens=16, temperature=0.0)
-    first = list(lm.stream(messages, params))
+    first = list(bundled_lm.stream(messages, params))
     assert len(first) > 1, "the reply arrives in pieces"
     assert all(isinstance(piece, str) and piece for piece in first)
     assert "".join(first).strip()
-    second = list(lm.stream(messages, params))
+    second = list(bundled_lm.stream(messages, params))
     assert "".join(second) == "".join(first)
 
 
-def test_max_new_tokens_is_honoured(lm, messages):
-    text = "".join(lm.stream(messages, GenerationParams(max_new_tokens=6)))
+def test_max_new_tokens_is_honoured(bundled_lm, messages):
+    text = "".join(bundled_lm.stream(messages, GenerationParams(max_new_tokens=6)))
     assert text.strip()
     # Re-tokenising decoded text may differ by a token or so from what was generated.
-    assert lm.count_tokens(text) <= 6 + 2
+    assert bundled_lm.count_tokens(text) <= 6 + 2
 
 
-def test_chat_turn_is_grounded_or_falls_back_to_the_kb(lm, make_services):
-    services = make_services(lm, fast_path_threshold=1.5, max_new_tokens=40)
+def test_chat_turn_is_grounded_or_falls_back_to_the_kb(bundled_lm, make_services):
+    services = make_services(bundled_lm, fast_path_threshold=1.5, max_new_tokens=40)
     result = services.chat.send_message(
         services.chat.start_conversation(), "How long does delivery to Canada take?"
     )
     assert result.decision == "answer"
     assert result.sources[0]["id"] == "delivery-canada"
     assert result.text.strip()
-    assert result.model == lm.name
+    assert result.model == bundled_lm.name
     if result.grounded:
         assert result.fallback is False
     else:

@@ -27,6 +27,7 @@ from pydantic import BaseModel, Field
 
 from chatbot.errors import ChatbotError
 from chatbot.service import Delta, Event, Final, Reset, TurnResult
+from ui.api_schema import RowId
 from ui.errors import ERROR_RESPONSES, REASONS
 
 if TYPE_CHECKING:
@@ -124,7 +125,7 @@ class ConversationOut(BaseModel):
 
 
 class FeedbackIn(BaseModel):
-    message_id: int = Field(description="An assistant message of this conversation.")
+    message_id: RowId = Field(description="An assistant message of this conversation.")
     rating: Literal["up", "down"]
     comment: str | None = Field(None, description="Optional, up to 2,000 characters.")
 

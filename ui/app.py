@@ -6,13 +6,15 @@ import hmac
 from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Header
-from fastapi.responses import PlainTextResponse, Response
+from fastapi.responses import Response
+from pydantic import BaseModel, Field
 
 from chatbot.errors import Unauthorized
 from chatbot.monitoring import CONTENT_TYPE, readiness
 from chatbot.privacy.records import RetentionJob
 from chatbot.staff.kb_live import VersionWatcher
 from ui.api import customer_api
+from ui.api_schema import text_response
 from ui.chat_page import mount_chat_page
 from ui.errors import ErrorBody, error_response, install_error_handlers
 from ui.limits import RequestLimits, limiter_for
@@ -28,6 +30,13 @@ if TYPE_CHECKING:
     from chatbot.staff.services import Staff
 
 
+class Ready(BaseModel):
+    ok: bool = True
+    checks: dict[str, str] = Field(
+        description="database, embedding_model, index, answer_model: 'ok (...)' or the problem."
+    )
+
+
 def create_app(services: Services, staff: Staff | None = None) -> FastAPI:
     """The whole web app; ``staff`` defaults to the staff services built on ``services``."""
     from chatbot.staff.services import build_staff
@@ -40,7 +49,8 @@ def create_app(services: Services, staff: Staff | None = None) -> FastAPI:
         """The process serves (liveness)."""
         return {"ok": True}
 
-    @app.get("/readyz", responses={503: {"model": ErrorBody, "description": "Not ready"}})
+    @app.get("/readyz", response_model=Ready,
+             responses={503: {"model": ErrorBody, "description": "Not ready"}})
     def readyz() -> Any:
         """Ready to answer customers: database reachable, models and search index loaded."""
         state = readiness(services)
@@ -48,8 +58,11 @@ def create_app(services: Services, staff: Staff | None = None) -> FastAPI:
             return error_response(503, "Not ready: " + "; ".join(state.problems()) + ".")
         return {"ok": True, "checks": state.checks}
 
-    @app.get("/metrics", response_class=PlainTextResponse,
-             responses={200: {"content": {CONTENT_TYPE: {}}}})
+    metrics_doc = text_response(CONTENT_TYPE, "Prometheus text format")
+    metrics_doc["responses"][401] = {"model": ErrorBody, "description": "CHATBOT_METRICS_TOKEN "
+                                     "is set and the bearer token is missing or wrong"}
+
+    @app.get("/metrics", **metrics_doc)
     def metrics(authorization: str | None = Header(None)) -> Response:
         """Prometheus metrics (text format); with CHATBOT_METRICS_TOKEN, a bearer token."""
         token = services.settings.metrics_token

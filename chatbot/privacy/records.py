@@ -37,6 +37,9 @@ from chatbot.models import (
 
 log = logging.getLogger(__name__)
 
+# A century; far more would also reach before year 1, where dates end (OverflowError).
+MAX_RETENTION_DAYS = 36_500
+
 
 def id_hash(user_id: str) -> str:
     return "sha256:" + hashlib.sha256(user_id.encode("utf-8")).hexdigest()[:16]
@@ -137,6 +140,9 @@ class PrivacyRecords:
         """Delete conversations with no activity for ``older_than_days`` days."""
         if older_than_days <= 0:
             raise InvalidInput("The retention period must be at least one day.")
+        if older_than_days > MAX_RETENTION_DAYS:
+            raise InvalidInput(f"The retention period is {older_than_days:,} days; the limit is "
+                               f"{MAX_RETENTION_DAYS:,} (100 years).")
         cutoff = utcnow() - timedelta(days=older_than_days)
         with self._sessions.begin() as session:
             ids = list(session.scalars(

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from chatbot.errors import Unauthorized
 from chatbot.staff.accounts import PERMISSIONS, StaffUser, require
@@ -19,6 +20,10 @@ if TYPE_CHECKING:
     from chatbot.staff.services import Staff
 
 STAFF_PREFIX = "/api/v1/staff"
+# Declares the scheme in the OpenAPI document; the header itself is read by ``bearer_token``,
+# whose 401 says how to get a token.
+BEARER = Security(HTTPBearer(auto_error=False,
+                             description="A token from 'chatbot token create EMAIL'."))
 
 
 def bearer_token(request: Request) -> str:
@@ -33,7 +38,9 @@ def bearer_token(request: Request) -> str:
 def authenticate(staff: Staff) -> Any:
     """The router-wide dependency: the token's staff user, kept on ``request.state``."""
 
-    def dependency(request: Request) -> StaffUser:
+    def dependency(
+        request: Request, _: HTTPAuthorizationCredentials | None = BEARER
+    ) -> StaffUser:
         user = staff.accounts.user_for_token(bearer_token(request))
         request.state.staff_user = user
         return user

@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from fastapi import APIRouter, File, Form, Query, UploadFile
+from fastapi import Path as PathParam
 from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from chatbot.errors import InvalidInput
 from chatbot.staff.accounts import StaffUser
+from ui.api_schema import DB_INT_MAX, VersionNumber, text_response
 from ui.errors import ErrorBody
 from ui.staff_api.auth import allow
 from ui.staff_api.regression import RegressionReport
@@ -95,8 +97,55 @@ class ImportResult(BaseModel):
     deleted: int
 
 
+class Revision(BaseModel):
+    revision: int
+    action: Literal["create", "update", "delete"]
+    author: str
+    created_at: str
+    data: dict[str, Any] = Field(description="The entry or document as it was then.")
+
+
 class TryBody(BaseModel):
     text: str = Field(description="A customer's first message.")
+
+
+class Signals(BaseModel):
+    dense: float
+    lead: float
+    keyword: float
+    code: float
+
+
+class TryHit(BaseModel):
+    rank: int
+    id: str
+    kind: str = Field(description="faq or passage")
+    title: str
+    parent: str = Field(description="The entry's id, or the document of a passage.")
+    score: float = Field(description="Calibrated: the chance that this hit answers it.")
+    text: str
+    signals: Signals
+
+
+class TryThresholds(BaseModel):
+    answer: float
+    clarify: float
+    margin: float
+    fast_path: float
+
+
+class TryResult(BaseModel):
+    question: str
+    version: int = Field(description="The live version that was searched.")
+    decision: Literal["answer", "clarify", "handoff"]
+    reason: str
+    explanation: str
+    reply: str | None = Field(description="What the customer would read; null when the language "
+                              "model would write it (not run here).")
+    fast_path: bool
+    candidates: list[str] = Field(description="The entries a clarify question offers.")
+    hits: list[TryHit]
+    thresholds: TryThresholds
 
 
 class PublishBody(BaseModel):
@@ -121,7 +170,7 @@ class PublishResult(BaseModel):
 
 
 class RollbackBody(BaseModel):
-    version: int = Field(description="The version whose content becomes live again.")
+    version: VersionNumber = Field(description="The version whose content becomes live again.")
     wait: float = Field(0, ge=0, le=120)
     override: bool = Field(False, description="Admins: roll back even though regression cases "
                                               "would fail (audited).")
@@ -235,7 +284,8 @@ def router(staff: Staff) -> APIRouter:
     def add_paraphrase(entry_id: str, body: ParaphraseBody, actor: StaffUser = user) -> Any:
         return kb.add_paraphrase(actor, entry_id, body.text)
 
-    @r.get("/entries/{entry_id}/history", summary="Every revision, oldest first")
+    @r.get("/entries/{entry_id}/history", response_model=list[Revision],
+           summary="Every revision, oldest first")
     def history(entry_id: str, actor: StaffUser = user) -> list[dict[str, Any]]:
         return kb.history(actor, entry_id)
 
@@ -277,9 +327,11 @@ def router(staff: Staff) -> APIRouter:
         with tempfile.TemporaryDirectory(prefix="kb-import-") as folder:
             return kb.import_files(actor, _save_uploads(files, Path(folder)), replace=replace)
 
-    @r.get("/export", response_class=PlainTextResponse, summary="The draft or a version as JSONL")
+    @r.get("/export", summary="The draft or a version as JSONL",
+           **text_response("application/x-ndjson", "One entry or document a line"))
     def export(
-        version: int | None = Query(None, description="A published version (default: the draft)."),
+        version: int | None = Query(None, ge=0, le=DB_INT_MAX,
+                                    description="A published version (default: the draft)."),
         actor: StaffUser = user,
     ) -> PlainTextResponse:
         name = f"kb-v{version}.jsonl" if version is not None else "kb-draft.jsonl"
@@ -295,7 +347,8 @@ def router(staff: Staff) -> APIRouter:
     def changes(actor: StaffUser = user) -> Any:
         return kb.changes(actor)
 
-    @r.post("/try", summary="Hits, scores and the decision the bot would take (live version)")
+    @r.post("/try", response_model=TryResult,
+            summary="Hits, scores and the decision the bot would take (live version)")
     def try_question(body: TryBody, actor: StaffUser = user) -> dict[str, Any]:
         return kb.try_question(actor, body.text)
 
@@ -314,13 +367,16 @@ def router(staff: Staff) -> APIRouter:
         return kb.versions(actor)
 
     @r.get("/versions/{version}", response_model=VersionDetail)
-    def version(version: int, actor: StaffUser = user) -> Any:
+    def version(
+        version: int = PathParam(ge=0, le=DB_INT_MAX), actor: StaffUser = user
+    ) -> Any:
         return kb.version(actor, version)
 
     @r.get("/diff", response_model=VersionDiff, summary="How version 'to' differs from 'from'")
     def diff(
-        from_: int = Query(..., alias="from", ge=0, description="0: the empty knowledge base"),
-        to: int = Query(..., ge=0),
+        from_: int = Query(..., alias="from", ge=0, le=DB_INT_MAX,
+                           description="0: the empty knowledge base"),
+        to: int = Query(..., ge=0, le=DB_INT_MAX),
         actor: StaffUser = user,
     ) -> Any:
         return kb.diff(actor, from_, to)

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
+from chatbot.privacy.records import MAX_RETENTION_DAYS
 from chatbot.staff.accounts import StaffUser
 from ui.staff_api.auth import allow
 
@@ -26,7 +27,8 @@ class VisitorIn(BaseModel):
 
 
 class PurgeIn(BaseModel):
-    days: int | None = Field(None, ge=1, description="Default: CHATBOT_RETENTION_DAYS")
+    days: int | None = Field(None, ge=1, le=MAX_RETENTION_DAYS,
+                             description="Default: CHATBOT_RETENTION_DAYS")
 
 
 class DeletedOut(BaseModel):
@@ -40,10 +42,46 @@ class PurgedOut(DeletedOut):
     days: int
 
 
+class ExportedRating(BaseModel):
+    rating: str
+    comment: str | None
+    created_at: str | None
+
+
+class ExportedMessage(BaseModel):
+    """Keys that do not apply to a message's role are left out."""
+
+    id: int
+    role: str
+    content: str
+    created_at: str | None
+    decision: str | None = Field(None, description="The bot's messages.")
+    sources: list[dict[str, Any]] = Field(default_factory=list, description="The bot's messages.")
+    retrieval_query: str | None = Field(None, description="The customer's, when rewritten.")
+    feedback: ExportedRating | None = None
+
+
+class ExportedConversation(BaseModel):
+    id: str
+    visitor_id: str | None
+    status: str
+    handoff_reason: str | None
+    created_at: str | None
+    updated_at: str | None
+    messages: list[ExportedMessage]
+
+
+class VisitorExport(BaseModel):
+    user: str
+    exported_at: str
+    conversations: list[ExportedConversation]
+
+
 def router(staff: Staff) -> APIRouter:
     api = APIRouter(prefix="/privacy")
 
-    @api.get("/export")
+    # Unset keys stay out: the export is the same object as `chatbot privacy export` prints.
+    @api.get("/export", response_model=VisitorExport, response_model_exclude_unset=True)
     def export(user: str = Query(description=USER_HELP, min_length=1, max_length=200),
                actor: StaffUser = USERS) -> dict[str, Any]:
         """Everything stored about one visitor: `{"user", "exported_at", "conversations": [...]}`."""

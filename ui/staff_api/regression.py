@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Annotated, Any
 
-from fastapi import APIRouter, File, Form, UploadFile
+from fastapi import APIRouter, File, Form, Path, UploadFile
 from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, Field
 
 from chatbot.errors import InvalidInput
 from chatbot.staff.accounts import StaffUser
+from ui.api_schema import DB_INT_MAX, text_response
 from ui.staff_api.auth import allow
 
 if TYPE_CHECKING:
@@ -104,7 +105,7 @@ def router(staff: Staff) -> APIRouter:
         return regression.add(actor, body.model_dump())
 
     @r.delete("/regression/{case_id}", response_model=CaseDeleted)
-    def delete(case_id: int, actor: StaffUser = user) -> Any:
+    def delete(case_id: int = Path(ge=1, le=DB_INT_MAX), actor: StaffUser = user) -> Any:
         regression.delete(actor, case_id)
         return CaseDeleted()
 
@@ -125,8 +126,8 @@ def router(staff: Staff) -> APIRouter:
             raise InvalidInput(f"{name} is not UTF-8 text.") from None
         return regression.import_jsonl(actor, text, name=name, replace=replace)
 
-    @r.get("/regression/export", response_class=PlainTextResponse,
-           summary="The set as JSONL (chatbot eval --queries)")
+    @r.get("/regression/export", summary="The set as JSONL (chatbot eval --queries)",
+           **text_response("application/x-ndjson", "One case a line"))
     def export(actor: StaffUser = user) -> PlainTextResponse:
         return PlainTextResponse(
             regression.export_jsonl(actor), media_type="application/x-ndjson",

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from chatbot.staff.accounts import StaffUser
 from chatbot.staff.transcripts import TranscriptFilter
+from ui.api_schema import DB_INT_MAX, RowId, text_response
 from ui.staff_api.auth import allow
 
 if TYPE_CHECKING:
@@ -145,7 +146,7 @@ class UnansweredGroup(BaseModel):
 
 
 class ToEntry(BaseModel):
-    message_ids: list[int] = Field(description="The group's message ids (from GET /unanswered)")
+    message_ids: list[RowId] = Field(description="The group's message ids (from GET /unanswered)")
     entry: dict[str, Any] = Field(
         description="The new entry in the JSONL shape; 'id' may be left out (one is made from "
         "the question)"
@@ -153,13 +154,37 @@ class ToEntry(BaseModel):
 
 
 class ToParaphrase(BaseModel):
-    message_ids: list[int]
+    message_ids: list[RowId]
     entry_id: str
     text: str | None = Field(None, description="Defaults to the first message's text")
 
 
 class Dismiss(BaseModel):
-    message_ids: list[int]
+    message_ids: list[RowId]
+
+
+class OperatingPoint(BaseModel):
+    answer_threshold: float
+    clarify_threshold: float
+    answer_precision: float | None
+    answer_rate: float
+    oos_recall: float = Field(description="Out-of-scope questions not answered.")
+    handoff_rate_oos: float
+
+
+class CalibrationOut(BaseModel):
+    """The live version's calibration; without a published version only the count."""
+
+    fitted: bool | None = None
+    slope: float | None = None
+    intercept: float | None = None
+    answerable_cases: int | None = None
+    unanswerable_cases: int | None = None
+    heldout_top1: float | None = None
+    kb_version: int | None = None
+    operating_point: OperatingPoint | None = Field(
+        None, description="At the thresholds in force, on the calibration's own cases.")
+    marked_out_of_scope: int = Field(description="Questions staff marked out of scope.")
 
 
 class Resolution(BaseModel):
@@ -199,8 +224,8 @@ def router(staff: Staff) -> APIRouter:
     ) -> dict[str, Any]:
         return staff.analytics.report(user, start, end)
 
-    @api.get("/analytics.csv", response_class=PlainTextResponse,
-             responses={200: {"content": {"text/csv": {}}}})
+    @api.get("/analytics.csv", **text_response(
+        "text/csv", "One row a day, a total row, then rows by handoff reason and by entry"))
     def analytics_csv(
         user: StaffUser = ANALYTICS,
         start: str | None = Query(None, alias="from", description=DATE),
@@ -210,9 +235,8 @@ def router(staff: Staff) -> APIRouter:
         return PlainTextResponse(text, media_type="text/csv", headers={
             "Content-Disposition": 'attachment; filename="analytics.csv"'})
 
-    @api.get("/conversations/export", response_class=StreamingResponse,
-             responses={200: {"content": {"application/x-ndjson": {}},
-                              "description": "One conversation a line, oldest first"}})
+    @api.get("/conversations/export",
+             **text_response("application/x-ndjson", "One conversation a line, oldest first"))
     def export_conversations(
         user: StaffUser = CONVERSATIONS,
         filters: TranscriptFilter = FILTERS,
@@ -225,7 +249,7 @@ def router(staff: Staff) -> APIRouter:
     def search_conversations(
         user: StaffUser = CONVERSATIONS,
         filters: TranscriptFilter = FILTERS,
-        page: int = Query(1, description="From 1"),
+        page: int = Query(1, le=DB_INT_MAX, description="From 1"),
         per_page: int = Query(20, description="1 to 200"),
     ) -> dict[str, Any]:
         return staff.transcripts.search(user, filters, page=page, per_page=per_page)
@@ -253,8 +277,9 @@ def router(staff: Staff) -> APIRouter:
     ) -> dict[str, Any]:
         return staff.unanswered.to_paraphrase(user, body.message_ids, body.entry_id, body.text)
 
-    @api.get("/calibration", summary="How sure the bot is: the live KB version's calibration "
-             "and operating point (answer precision, answer rate, out-of-scope recall)")
+    @api.get("/calibration", response_model=CalibrationOut,
+             summary="How sure the bot is: the live KB version's calibration and operating "
+             "point (answer precision, answer rate, out-of-scope recall)")
     def calibration(user: StaffUser = KB) -> dict[str, Any]:
         return staff.unanswered.calibration(user)
 
