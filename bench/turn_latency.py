@@ -8,7 +8,8 @@
 (c) a baseline on the same prompts: plain ``model.generate(**inputs, max_new_tokens=N,
     do_sample=False)`` on the same model and tokenizer, with the exact ``messages`` the service
     built (captured by wrapping the generator), run right after each turn and, like
-    ``LocalGenerator``, in a worker thread (``--baseline-main-thread`` to change that).
+    ``LocalGenerator``, on the process's compute thread (``--baseline-main-thread`` to change
+    that).
 
 Every turn runs in a fresh conversation on a temporary data dir; the query-embedding cache is
 cleared after the screening pass so measured turns embed their query as a live turn would.
@@ -19,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
@@ -65,25 +65,6 @@ class RecordingGenerator:
                 yield piece
         finally:
             rec.seconds = time.perf_counter() - started
-
-
-def in_thread(fn: Any) -> Any:
-    """Run ``fn`` in a fresh thread (as LocalGenerator.stream runs generate) and return its value."""
-    box: list[Any] = []
-    errors: list[BaseException] = []
-
-    def work() -> None:
-        try:
-            box.append(fn())
-        except BaseException as exc:
-            errors.append(exc)
-
-    thread = threading.Thread(target=work)
-    thread.start()
-    thread.join()
-    if errors:
-        raise errors[0]
-    return box[0]
 
 
 def load_queries(path: Path) -> list[str]:
@@ -138,8 +119,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--baseline-main-thread", action="store_true",
-        help="run the baseline generate in the main thread (default: in a worker thread, as "
-        "LocalGenerator does; on a loaded machine torch in the main thread can be much slower)",
+        help="run the baseline generate in the main thread (default: on the compute thread, "
+        "where LocalGenerator generates; see knowledge/compute.py)",
     )
     parser.add_argument(
         "--queries", type=Path, default=DEFAULT_QUERIES,
@@ -162,6 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     from chatbot.services import build_services, thresholds_from
     from chatbot.settings import Settings
     from chatbot.warmup import warm_up
+    from knowledge import compute
     from knowledge.formats import read_files
 
     with tempfile.TemporaryDirectory(prefix="bench-turns-") as tmp:
@@ -281,7 +263,8 @@ def main(argv: list[str] | None = None) -> int:
                     )
 
             t0 = time.perf_counter()
-            out = baseline() if args.baseline_main_thread else in_thread(baseline)
+            # On the compute thread, like ours: same OpenMP team, same cores.
+            out = baseline() if args.baseline_main_thread else compute.run(baseline)
             base_ms.append((time.perf_counter() - t0) * 1000)
             prompt_tokens.append(int(inputs["input_ids"].shape[1]))
             base_tokens.append(int(out.shape[1] - inputs["input_ids"].shape[1]))
@@ -305,7 +288,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"    fallback rate: {fallbacks}/{n} = {fallbacks / n:.0%} of generated answers "
               f"failed the groundedness check (grounded: {grounded}/{n})")
 
-        where = "the main thread" if args.baseline_main_thread else "a worker thread, like ours"
+        where = "the main thread" if args.baseline_main_thread else "the compute thread, like ours"
         print(f"\n(c) baseline: model.generate(**inputs, max_new_tokens={args.max_new_tokens}, "
               f"do_sample=False) on the same {len(base_ms)} prompts, each right after our turn, "
               f"in {where}")

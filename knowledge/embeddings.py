@@ -17,10 +17,12 @@ from sqlalchemy import Engine, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import sessionmaker
 
+from knowledge import compute
 from knowledge.errors import ModelUnavailable
 from knowledge.models import EmbeddingRow
 
 BUNDLED = "bundled"
+SMALL_BATCH = 16  # texts embedded where they are asked for; more go to the compute thread
 
 
 def resolve_embedding_model(name: str) -> str:
@@ -72,6 +74,14 @@ class Embedder:
         self._lock = threading.Lock()
 
     def _encode(self, texts: Sequence[str], show_progress: bool = False) -> np.ndarray:
+        # A few short texts (a query, a reply's sentences) on this thread's one core; batches
+        # for an index on the compute thread with all of them (see knowledge.compute).
+        if len(texts) > SMALL_BATCH:
+            return compute.run(self._encode_here, texts, show_progress)
+        compute.single_threaded()
+        return self._encode_here(texts, show_progress)
+
+    def _encode_here(self, texts: Sequence[str], show_progress: bool = False) -> np.ndarray:
         vectors = self._model.encode(
             list(texts),
             batch_size=64,

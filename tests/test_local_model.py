@@ -67,7 +67,8 @@ RETURNS = PromptPassage(
 )
 
 
-def test_warm_up_caches_the_system_prompt_and_answers_stay_the_same(lm, messages):
+def test_warm_up_caches_the_system_prompt_and_answers_stay_the_same(bundled_lm, messages):
+    lm = bundled_lm
     from chatbot.prompts import SYSTEM_PROMPT
     from chatbot.warmup import SAMPLES
 

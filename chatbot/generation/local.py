@@ -5,11 +5,12 @@ transformers dequantizes to a torch model). CUDA, then MPS, then CPU is used; bf
 A folder written by ``chatbot model quantize`` (``generation.quantize``) holds an int8 model
 that runs on CPU only.
 Prompts go through the model's own chat template. One generation runs at a time per model,
-in arrival order (``generation.queue``); tokens stream through ``TextIteratorStreamer`` from a
-worker thread. Each generation starts from the cached prompt prefix every turn shares
-(``generation.prefix_cache``), and with ``prompt_lookup_tokens`` it drafts tokens by copying
-from the prompt (prompt lookup decoding: the model checks a whole draft in one forward pass,
-and greedy output is unchanged), which suits answers that quote their passages.
+in arrival order (``generation.queue``), on the process's compute thread
+(``knowledge.compute``); tokens stream through ``TextIteratorStreamer``. Each generation
+starts from the cached prompt prefix every turn shares (``generation.prefix_cache``), and with
+``prompt_lookup_tokens`` it drafts tokens by copying from the prompt (prompt lookup decoding:
+the model checks a whole draft in one forward pass; greedy output is the same up to float
+rounding), which suits answers that quote their passages.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from chatbot.errors import ModelUnavailable
 from chatbot.generation.base import ChatMessages, GenerationParams
 from chatbot.generation.prefix_cache import PrefixCache, cache_kwarg
 from chatbot.generation.queue import FairQueue
+from knowledge import compute
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +121,7 @@ class LocalGenerator:
         from chatbot.generation.quantize import is_quantized
 
         if threads:
-            torch.set_num_threads(threads)
+            compute.configure(threads)
         self.device = pick_device(device)
         if self.device != "cpu" and is_quantized(resolve_model(model)[0]):
             log.warning("%s is int8-quantized for CPU; serving it on the CPU", model)
@@ -177,9 +179,13 @@ class LocalGenerator:
         inputs = self.prompt_ids(messages).to(self.device)
         if params.num_beams > 1:
             # Beam search cannot stream: generate, then yield the whole text.
-            with self.queue.turn(), torch.inference_mode():
-                torch.manual_seed(params.seed)
-                out = self.model.generate(**self.generate_kwargs(inputs, params))
+            def whole() -> Any:
+                with torch.inference_mode():
+                    torch.manual_seed(params.seed)
+                    return self.model.generate(**self.generate_kwargs(inputs, params))
+
+            with self.queue.turn():
+                out = compute.run(whole)
             new = out[0, inputs["input_ids"].shape[1] :]
             yield self.tokenizer.decode(new, skip_special_tokens=True)
             return
@@ -210,15 +216,15 @@ class LocalGenerator:
                 streamer.end()
 
         with self.queue.turn():
-            thread = threading.Thread(target=work, daemon=True)
-            thread.start()
+            # On the compute thread, which keeps one OpenMP team (see knowledge.compute).
+            done = compute.submit(work)
             try:
                 for piece in streamer:
                     if piece:
                         yield piece
             finally:
                 stop.set()
-                thread.join()
+                done.result()
         if errors:
             raise ModelUnavailable(f"The language model failed: {errors[0]}") from errors[0]
 

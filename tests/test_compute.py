@@ -1,0 +1,46 @@
+"""Heavy torch work runs on one persistent compute thread; small work stays on one core."""
+
+from __future__ import annotations
+
+import threading
+
+import torch
+
+from knowledge import compute
+
+
+def test_work_runs_on_one_persistent_thread_with_its_own_thread_count() -> None:
+    seen = {compute.run(lambda: threading.get_ident()) for _ in range(3)}
+    assert len(seen) == 1 and threading.get_ident() not in seen
+    assert compute.run(compute.in_compute_thread) is True
+    assert compute.in_compute_thread() is False
+    assert compute.run(torch.get_num_threads) >= 1
+    # Work submitted from the compute thread itself runs inline instead of deadlocking.
+    assert compute.run(lambda: compute.run(lambda: 42)) == 42
+
+
+def test_small_work_is_single_threaded_outside_the_compute_thread() -> None:
+    box: list[int] = []
+
+    def caller() -> None:
+        compute.single_threaded()
+        box.append(torch.get_num_threads())
+
+    t = threading.Thread(target=caller)
+    t.start()
+    t.join()
+    assert box == [1]
+
+
+def test_a_large_embedding_batch_goes_to_the_compute_thread(embedder, monkeypatch) -> None:
+    where: list[bool] = []
+    real = embedder._encode_here
+
+    def spy(texts, show_progress=False):  # type: ignore[no-untyped-def]
+        where.append(compute.in_compute_thread())
+        return real(texts, show_progress)
+
+    monkeypatch.setattr(embedder, "_encode_here", spy)
+    embedder.embed_sentences(["one short text"])
+    embedder.embed_sentences([f"text number {i}" for i in range(40)])
+    assert where == [False, True]
