@@ -12,12 +12,14 @@ At the end every conversation is read back (``GET /api/v1/conversations/{id}``):
 lost if the server acknowledged it (a ``final`` event) but it is not stored, or stored without
 the reply that was streamed. Figures: requests by HTTP status, 5xx, lost messages, time to
 the first event and to the final one (p50/p95/max), overall and by how the turn was answered
-(fast path, generated, KB fallback, clarify, handoff), and the server's RSS.
+(the final event's ``origin``: fast path, generated, KB fallback; or clarify, handoff), and
+the server's RSS when ready and at the end.
 
 Without ``--url`` the script starts ``chatbot serve`` itself on a free loopback port with a
-throwaway data dir and the demo KB, with ``CHATBOT_RATE_LIMIT_PER_IP=0``: every simulated
-customer comes from 127.0.0.1, where real ones each have their own address (the per-conversation
-limit stays on). Only loopback servers are targeted.
+throwaway data dir and the demo KB, and with rate limits off (``CHATBOT_RATE_LIMIT=0``): every
+simulated customer comes from 127.0.0.1, and starting conversations counts per address, where
+real customers each have their own. Only loopback servers are targeted. A 429 (from a server
+given with ``--url``) is counted and waited out as its ``Retry-After`` says.
 
     .venv/bin/python bench/load_test.py [--customers 50] [--duration 300]
 """
@@ -62,11 +64,11 @@ class Tally:
 
 
 def kind_of(final: dict[str, Any]) -> str:
+    """clarify, handoff, or how an answer was made (the final event's ``origin``)."""
     if final.get("decision") != "answer":
         return str(final.get("decision"))
-    if final.get("fallback"):
-        return "KB fallback"
-    return "generated" if final.get("grounded") else "fast path / KB text"
+    return {"fast_path": "fast path", "generated": "generated", "fallback": "KB fallback",
+            "kb_only": "KB text (no model)"}.get(final.get("origin", ""), "answer")
 
 
 def scripts(path: Path) -> list[list[str]]:
@@ -97,6 +99,7 @@ async def turn(client: Any, api: str, cid: str, text: str, tally: Tally) -> bool
             tally.statuses[response.status_code] += 1
             if response.status_code != 200:
                 await response.aread()
+                await asyncio.sleep(float(response.headers.get("retry-after", 1)))
                 return False
             event, final = "", None
             async for line in response.aiter_lines():
@@ -136,7 +139,7 @@ async def customer(
             continue
         tally.statuses[response.status_code] += 1
         if response.status_code != 200:
-            await asyncio.sleep(1)
+            await asyncio.sleep(float(response.headers.get("retry-after", 1)))
             continue
         cid = response.json()["id"]
         messages = [m for script in rng.sample(pool, rng.randint(2, 4)) for m in script][:6]
@@ -176,7 +179,7 @@ def free_port() -> int:
 
 def start_server(data_dir: Path, threads: int) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
-    env = {**os.environ, "CHATBOT_DATA_DIR": str(data_dir), "CHATBOT_RATE_LIMIT_PER_IP": "0",
+    env = {**os.environ, "CHATBOT_DATA_DIR": str(data_dir), "CHATBOT_RATE_LIMIT": "0",
            "CHATBOT_TORCH_THREADS": str(threads), "CHATBOT_LOG_LEVEL": "warning"}
     log = (data_dir / "server.log").open("wb")
     proc = subprocess.Popen([sys.executable, "-m", "chatbot", "serve", "--port", str(port)],

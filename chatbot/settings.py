@@ -151,9 +151,9 @@ class Settings(BaseSettings):
         "checked in one forward pass; helps models that quote their passages; 0 turns it off.",
     )
     generation_queue_timeout: float = Field(
-        20.0, gt=0,
-        description="Seconds a turn waits for the local model while it answers other "
-        "customers; past it the turn is answered from the knowledge base.",
+        10.0, gt=0,
+        description="Most seconds a turn waits for the local model while it answers other "
+        "customers; a turn that would wait longer is answered from the knowledge base.",
     )
 
     # Sampling defaults (each can be overridden per request).

@@ -72,3 +72,40 @@ def test_an_error_inside_a_turn_frees_the_model() -> None:
         raise RuntimeError("generation failed")
     with queue.turn():
         pass
+
+
+def test_under_overload_a_turn_gives_up_at_once_from_the_recent_hold_times() -> None:
+    queue = FairQueue(timeout=1.0)
+    with queue.turn():
+        time.sleep(0.3)
+    assert queue.hold_seconds is not None and queue.hold_seconds >= 0.25
+    queue.hold_seconds = 0.6  # as if answers lately held the model 0.6 s each
+    release = threading.Event()
+    entered: list[bool] = []
+
+    def hold() -> None:
+        with queue.turn():
+            entered.append(True)
+            release.wait(5)
+
+    def wait_in_line() -> None:
+        with queue.turn():
+            pass
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    while not entered:
+        time.sleep(0.001)
+    second = threading.Thread(target=wait_in_line)  # 0.6 s ahead of it: it may wait
+    second.start()
+    while queue.waiting < 1:
+        time.sleep(0.001)
+    assert queue.expected_wait() == pytest.approx(1.2)
+    started = time.monotonic()
+    with pytest.raises(ModelBusy, match="about 1 s of answers ahead"):
+        with queue.turn():
+            pass
+    assert time.monotonic() - started < 0.1  # it did not wait for the timeout
+    release.set()
+    holder.join(5)
+    second.join(5)

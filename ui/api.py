@@ -81,6 +81,11 @@ class Turn(BaseModel):
     sources: list[Source] = Field(description="Ranked best first; for clarify, the candidates.")
     grounded: bool | None
     latency_ms: float
+    origin: str = Field(
+        "", description="Where an answer's text came from: fast_path (a confident FAQ match), "
+        "generated, fallback (the model's text failed a check or the model was busy: the "
+        "knowledge base's own text), kb_only (no model); empty for clarify and handoff."
+    )
     message_id: int | None = Field(
         description="The stored reply; null while a person has the conversation (the bot is "
         "silent: the message was passed on, decision handoff)."
@@ -138,7 +143,7 @@ class HandoffOut(BaseModel):
 
 
 def turn_dict(result: TurnResult) -> dict[str, Any]:
-    return {**result.to_dict(), "message_id": result.message_id}
+    return {**result.to_dict(), "origin": result.origin, "message_id": result.message_id}
 
 
 def wants_events(request: Request) -> bool:
