@@ -127,7 +127,8 @@ def test_message_returns_the_ask_json_object_and_message_id(client):
     response = client.post(f"{API}/{cid}/messages", json={"text": "How long does delivery take?"})
     assert response.status_code == 200
     body = response.json()
-    assert set(body) == ASK_KEYS | {"message_id"}
+    assert set(body) == ASK_KEYS | {"origin", "message_id"}
+    assert body["origin"] in {"fast_path", "kb_only", "generated", "fallback"}
     assert body["conversation_id"] == cid
     assert body["decision"] == "answer"
     assert "2 to 4 business days" in body["text"]
@@ -176,7 +177,7 @@ def test_sse_fast_path_streams_a_delta_then_the_final_object(client):
     assert names[-1] == "final" and names.count("final") == 1
     assert set(names[:-1]) == {"delta"}
     final = events[-1][1]
-    assert set(final) == ASK_KEYS | {"message_id"}
+    assert set(final) == ASK_KEYS | {"origin", "message_id"}
     assert "".join(data["text"] for name, data in events if name == "delta") == final["text"]
     stored = client.get(f"{API}/{cid}").json()["messages"][-1]
     assert (stored["id"], stored["content"]) == (final["message_id"], final["text"])
