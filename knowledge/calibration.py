@@ -45,6 +45,9 @@ from knowledge.records import Entry, Record
 SLOPE = 5.027
 INTERCEPT = -4.829
 MAX_HELDOUT = 400  # answerable cases per calibration: enough for two parameters, and fast
+# Entries left out whole (two unanswerable cases each). Without a cap a 10k-entry KB gave 4,000
+# cases, and fitting took 10 s after every publish; 200 keep it about one second at any size.
+MAX_REMOVED = 200
 MIN_HELDOUT = 8  # fewer than this and the KB keeps the global constants
 REMOVED_EVERY = 5  # one entry in five is left out whole for the unanswerable side
 UNANSWERABLE_SHARE = 0.25
@@ -109,15 +112,16 @@ def heldout_split(
 ) -> tuple[list[Record], list[tuple[str, str]], list[str]]:
     """The records for a held-out index, with the cases it is searched with.
 
-    Every ``REMOVED_EVERY``-th entry (by a hash of its id) is left out whole: its phrasings
-    become *unanswerable* cases close to the KB's own topics (a question the KB does not
-    cover, as customers ask them). Of the other entries with at least two phrasings, up to
+    Every ``REMOVED_EVERY``-th entry (by a hash of its id), ``MAX_REMOVED`` at most, is left
+    out whole: its phrasings become *unanswerable* cases close to the KB's own topics (a
+    question the KB does not cover, as customers ask them). Of the other entries with at least two phrasings, up to
     ``limit`` lose one phrasing, which becomes an *answerable* (phrasing, entry id) case. The
     choice depends only on ids, so the same KB always gives the same split.
     """
     entries = sorted((r for r in records if isinstance(r, Entry)),
                      key=lambda r: zlib.crc32(r.id.encode()))
-    removed = {r.id for n, r in enumerate(entries) if n % REMOVED_EVERY == REMOVED_EVERY - 1}
+    removed = {r.id for n, r in enumerate(entries)
+               if n % REMOVED_EVERY == REMOVED_EVERY - 1 and n < REMOVED_EVERY * MAX_REMOVED}
     if len(entries) - len(removed) < 2:
         removed = set()
     eligible = [r for r in entries if r.id not in removed and len(r.variants()) >= 2]

@@ -11,6 +11,8 @@ from test_retrieval import build_kb
 
 from knowledge.calibration import (
     GLOBAL,
+    MAX_HELDOUT,
+    MAX_REMOVED,
     MIN_HELDOUT,
     REMOVED_EVERY,
     Calibration,
@@ -46,6 +48,14 @@ def test_heldout_split_leaves_out_one_phrasing_or_a_whole_entry():
         assert phrasing not in by_id[entry_id].variants()  # really held out
         assert len(by_id[entry_id].variants()) == 3
     assert heldout_split(records) == (kept, answerable, unanswerable)  # deterministic
+
+
+def test_a_large_kb_gives_a_bounded_number_of_cases():
+    n = REMOVED_EVERY * MAX_REMOVED * 2
+    kept, answerable, unanswerable = heldout_split(entries(n))
+    assert len(unanswerable) == 2 * MAX_REMOVED  # not one entry in five of all of them
+    assert len(answerable) == MAX_HELDOUT
+    assert len(kept) == n - MAX_REMOVED
 
 
 def test_a_kb_without_paraphrases_has_no_answerable_cases():
