@@ -114,9 +114,10 @@ def heldout_split(
 
     Every ``REMOVED_EVERY``-th entry (by a hash of its id), ``MAX_REMOVED`` at most, is left
     out whole: its phrasings become *unanswerable* cases close to the KB's own topics (a
-    question the KB does not cover, as customers ask them). Of the other entries with at least two phrasings, up to
-    ``limit`` lose one phrasing, which becomes an *answerable* (phrasing, entry id) case. The
-    choice depends only on ids, so the same KB always gives the same split.
+    question the KB does not cover, as customers ask them). Of the other entries with at
+    least two phrasings, up to ``limit`` lose one phrasing, which becomes an *answerable*
+    (phrasing, entry id) case. The choice depends only on ids, so the same KB always gives
+    the same split.
     """
     entries = sorted((r for r in records if isinstance(r, Entry)),
                      key=lambda r: zlib.crc32(r.id.encode()))
