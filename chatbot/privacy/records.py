@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import threading
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -34,6 +33,7 @@ from chatbot.models import (
     UnansweredResolutionRow,
     utcnow,
 )
+from chatbot.periodic import PeriodicJob
 
 log = logging.getLogger(__name__)
 
@@ -167,14 +167,20 @@ class PrivacyRecords:
         return Deleted(conversations.rowcount, messages.rowcount, feedback.rowcount)
 
 
-class RetentionJob:
+class RetentionJob(PeriodicJob):
     """Runs ``purge(days)`` at start and then every ``interval`` seconds, in a daemon thread."""
 
+    thread_name = "retention"
+    run_at_start = True
+    failure = "retention purge failed"
+
     def __init__(self, records: PrivacyRecords, days: int, interval: float = 3600.0) -> None:
-        self.records, self.days, self.interval = records, days, interval
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        super().__init__(interval)
+        self.records, self.days = records, days
         self.runs = 0
+
+    def enabled(self) -> bool:
+        return self.days > 0
 
     def run_once(self) -> Deleted:
         deleted = self.records.purge(self.days)
@@ -184,22 +190,4 @@ class RetentionJob:
                      deleted.conversations, self.days)
         return deleted
 
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.run_once()
-            except Exception:  # the next run tries again; the server goes on
-                log.exception("retention purge failed")
-            self._stop.wait(self.interval)
-
-    def start(self) -> None:
-        if self.days <= 0 or self._thread is not None:
-            return
-        self._thread = threading.Thread(target=self._loop, name="retention", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
+    tick = run_once

@@ -24,6 +24,7 @@ from typing import Any
 from chatbot import grounding, replies
 from chatbot.dialogue.decision import Decision, Thresholds, is_fast_path
 from chatbot.dialogue.manager import plan_turn
+from chatbot.periodic import PeriodicJob
 from chatbot.service import ChatService, clean_message
 from knowledge.retrieval import Hit, Retriever
 
@@ -96,16 +97,18 @@ class IndexWarmer:
         }
 
 
-class VersionWatcher:
+class VersionWatcher(PeriodicJob):
     """Every ``interval`` seconds, warms this process's index when the published version is
     not the one it answers from: a publish by another server sharing the database, or a
     ``chatbot kb import`` beside a running server. (Without it the next customer search
     notices the new version and waits for the build itself.)"""
 
+    thread_name = "kb-version-watch"
+    failure = "checking the published knowledge-base version failed"  # e.g. the DB is down
+
     def __init__(self, warmer: IndexWarmer, interval: float) -> None:
-        self.warmer, self.interval = warmer, interval
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        super().__init__(interval)
+        self.warmer = warmer
         self.noticed = 0  # warm-ups this watcher started
 
     def check(self) -> bool:
@@ -120,25 +123,7 @@ class VersionWatcher:
         self.noticed += 1
         return True
 
-    def _loop(self) -> None:
-        while not self._stop.wait(self.interval):
-            try:
-                self.check()
-            except Exception:  # e.g. the database is briefly unreachable: check again later
-                log.exception("checking the published knowledge-base version failed")
-
-    def start(self) -> None:
-        if self.interval <= 0 or self._thread is not None:
-            return
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._loop, name="kb-version-watch", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
+    tick = check
 
 
 def try_question(chat: ChatService, text: str, *, k: int | None = None) -> dict[str, Any]:
