@@ -17,25 +17,24 @@ import os
 M_ARENA_MAX = -8  # from glibc's malloc.h
 
 
+def _libc() -> ctypes.CDLL | None:
+    name = ctypes.util.find_library("c")
+    try:
+        return ctypes.CDLL(name) if name else None
+    except OSError:
+        return None
+
+
 def limit_malloc_arenas(arenas: int = 2) -> bool:
     """Cap glibc's malloc arenas for threads started from now on; False where not glibc."""
     if "MALLOC_ARENA_MAX" in os.environ:
         return False
-    name = ctypes.util.find_library("c")
-    if not name:
-        return False
-    try:
-        libc = ctypes.CDLL(name)
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):  # musl, macOS: no mallopt
-        return False
-    return bool(mallopt(M_ARENA_MAX, arenas))
+    mallopt = getattr(_libc(), "mallopt", None)  # musl, macOS: no mallopt
+    return bool(mallopt(M_ARENA_MAX, arenas)) if mallopt is not None else False
 
 
 def release_free_memory() -> None:
     """Return freed heap pages to the system (after loading models), where glibc allows it."""
-    name = ctypes.util.find_library("c")
-    try:
-        ctypes.CDLL(name).malloc_trim(0) if name else None
-    except (OSError, AttributeError):
-        pass
+    malloc_trim = getattr(_libc(), "malloc_trim", None)
+    if malloc_trim is not None:
+        malloc_trim(0)
