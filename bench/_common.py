@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import shlex
 import statistics
 import sys
+import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
@@ -100,3 +104,24 @@ def percentile(values: Sequence[float], pct: float) -> float:
 def p50_p95(values: Sequence[float]) -> str:
     p50, p95 = percentile(values, 50), percentile(values, 95)
     return f"p50 {p50:8.1f} ms  p95 {p95:8.1f} ms  (n={len(values)})"
+
+
+@dataclass
+class EventStream:
+    """A server-sent event stream, read line by line (``feed``): when its first event ended,
+    the ``final`` event's object and how many ``error`` events came."""
+
+    first: float | None = None  # time.perf_counter() at the end of the first event
+    final: dict[str, Any] | None = None
+    errors: int = 0
+    _event: str = ""
+
+    def feed(self, line: str) -> None:
+        if line.startswith("event:"):
+            self._event = line[6:].strip()
+        elif line == "" and self._event and self.first is None:
+            self.first = time.perf_counter()
+        elif line.startswith("data:") and self._event == "final":
+            self.final = json.loads(line[5:])
+        elif line.startswith("data:") and self._event == "error":
+            self.errors += 1

@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from _common import REPO, footer, header, p50_p95
+from _common import REPO, EventStream, footer, header, p50_p95
 
 DEMO_FAQ = REPO / "knowledge" / "demo" / "faq.jsonl"
 
@@ -65,8 +65,7 @@ def main() -> None:
             text = texts[i % len(texts)]
             cid = client.post(api, json={}).raise_for_status().json()["id"]
             started = time.perf_counter()
-            first = None
-            final = None
+            stream = EventStream()
             with client.stream(
                 "POST",
                 f"{api}/{cid}/messages",
@@ -74,15 +73,10 @@ def main() -> None:
                 headers={"Accept": "text/event-stream"},
             ) as response:
                 response.raise_for_status()
-                event = ""
                 for line in response.iter_lines():
-                    if line.startswith("event:"):
-                        event = line[6:].strip()
-                    elif line == "" and event and first is None:
-                        first = time.perf_counter()
-                    elif line.startswith("data:") and event == "final":
-                        final = json.loads(line[5:])
+                    stream.feed(line)
             ended = time.perf_counter()
+            first, final = stream.first, stream.final
             if first is None or final is None:
                 raise SystemExit(f"no complete event stream for {text!r}")
             if i < args.warmup:

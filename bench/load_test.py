@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from _common import BENCH, REPO, footer, header, p50_p95
+from _common import BENCH, REPO, EventStream, footer, header, p50_p95
 from api_latency import loopback
 
 QUERIES = BENCH / "out" / "demo" / "queries.jsonl"
@@ -90,7 +90,7 @@ async def turn(client: Any, api: str, cid: str, text: str, tally: Tally) -> bool
     sent = Sent(cid, text)
     tally.sent.append(sent)
     started = time.perf_counter()
-    first = None
+    stream = EventStream()
     try:
         async with client.stream(
             "POST", f"{api}/{cid}/messages", json={"text": text},
@@ -101,19 +101,15 @@ async def turn(client: Any, api: str, cid: str, text: str, tally: Tally) -> bool
                 await response.aread()
                 await asyncio.sleep(float(response.headers.get("retry-after", 1)))
                 return False
-            event, final = "", None
             async for line in response.aiter_lines():
-                if line.startswith("event:"):
-                    event = line[6:].strip()
-                elif line == "" and event and first is None:
-                    first = time.perf_counter()
-                elif line.startswith("data:") and event == "final":
-                    final = json.loads(line[5:])
-                elif line.startswith("data:") and event == "error":
-                    tally.failures["error event"] += 1
+                stream.feed(line)
     except Exception as exc:  # a dropped connection or timeout is a failure, not a crash
         tally.failures[type(exc).__name__] += 1
         return False
+    finally:
+        if stream.errors:
+            tally.failures["error event"] += stream.errors
+    first, final = stream.first, stream.final
     if final is None:
         tally.failures["no final event"] += 1
         return False
