@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from gradio_events import track_streams
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 TIMEOUT_MS = 30_000
@@ -104,6 +105,7 @@ def page(browser: Any) -> Iterator[Any]:
     page.console_lines = []
     page.on("console", lambda m: page.console_lines.append(f"console.{m.type}: {m.text}"))
     page.on("pageerror", lambda e: page.console_lines.append(f"pageerror: {e}"))
+    track_streams(page)
     yield page
     print("\n".join(page.console_lines))
     context.close()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from gradio_events import settle
 from sqlalchemy import text
 
 from chatbot.demo import demo_files
@@ -31,11 +32,6 @@ def bot_messages(page: Any) -> Any:
 
 def user_messages(page: Any) -> Any:
     return board(page).locator('[data-testid="user"]')
-
-
-def settle(page: Any) -> None:
-    """Wait until no event of the page is running (Gradio's progress trackers are hidden)."""
-    page.wait_for_function("() => !document.querySelector('.wrap.default:not(.hide)')")
 
 
 def open_page(page: Any, url: str) -> None:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from gradio_events import settle
+
 from chatbot.staff.accounts import Accounts
 
 PASSWORD = "correct horse battery staple"
@@ -90,6 +92,7 @@ def test_an_editor_edits_an_entry_publishes_and_the_chat_page_answers_with_the_n
         sign_in(page, app.url, "editor@example.com")
         page.get_by_text("Signed in as").wait_for()
         assert tab(page, "Inbox").count() == 0  # an editor has no inbox
+        settle(page)
 
         # Pick the entry in the table, change its answer, save the draft.
         page.get_by_role("gridcell", name="returns-window").first.click()
@@ -99,6 +102,7 @@ def test_an_editor_edits_an_entry_publishes_and_the_chat_page_answers_with_the_n
             "() => [...document.querySelectorAll('textarea')].some(t => t.value.includes('30 days'))"
         )
         answer.fill(new_answer)
+        settle(page)
         page.get_by_role("button", name="Save draft").first.click()
         page.get_by_text("as a draft. Publish to make it live.").filter(visible=True).first.wait_for()
 
@@ -109,9 +113,9 @@ def test_an_editor_edits_an_entry_publishes_and_the_chat_page_answers_with_the_n
         tab(page, "Publish").click()
         page.get_by_text("returns-window").filter(visible=True).first.wait_for()
         page.get_by_label("Note (what changed)").fill("longer returns window")
-        # Opening the tab runs the pending list and the regression check: let them finish, so
-        # the click is not made on a screen that is being redrawn.
-        page.wait_for_function("() => !document.querySelector('.wrap.default:not(.hide)')")
+        # Opening the tab runs the pending list and the regression check: let them finish
+        # (gradio_events says why the event stream must be closed too).
+        settle(page)
         page.get_by_role("button", name="Publish", exact=True).click()
         page.get_by_text("Published version").filter(visible=True).first.wait_for(timeout=90_000)
         screenshot(page, "staff-published.png", full_page=True)
