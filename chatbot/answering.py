@@ -88,8 +88,10 @@ def answer(
                             count_tokens(chat, pieces))
             grounded, model = False, generator.name
     except Exception as exc:  # the model failed: the knowledge base answers instead
-        level = logging.WARNING if isinstance(exc, ChatbotError) else logging.ERROR
-        log.log(level, "generation failed; answering from the knowledge base", exc_info=exc)
+        if isinstance(exc, ChatbotError):  # expected (busy, unreachable): its message says why
+            log.warning("generation failed (%s); answering from the knowledge base", exc)
+        else:
+            log.error("generation failed; answering from the knowledge base", exc_info=exc)
         if chat.metrics is not None:
             chat.metrics.generation_failed()
     text = grounding.fallback_text(question, top.kind, top.text, embed)

@@ -108,3 +108,16 @@ def test_an_unreachable_model_server_still_answers_over_http(make_services):
         assert chat.status_code == 200
         assert chat.json()["choices"][0]["message"]["content"] == plain.json()["text"]
         assert client.get("/readyz").status_code == 200
+
+
+def test_a_busy_model_is_one_warning_line_without_a_traceback(make_services, caplog):
+    from chatbot.generation.queue import ModelBusy
+
+    generator = BrokenGenerator(before=0, error=ModelBusy("The model is busy for 10 s."))
+    services = make_services(generator, fast_path_threshold=1.5)
+    cid = services.chat.start_conversation()
+    with caplog.at_level(logging.WARNING, logger="chatbot.service"):
+        check_answer(services, services.chat.send_message(cid, QUESTION))
+    [record] = [r for r in caplog.records if "generation failed" in r.getMessage()]
+    assert record.levelno == logging.WARNING and record.exc_info is None
+    assert "The model is busy for 10 s." in record.getMessage()
