@@ -22,8 +22,10 @@
     ``Retriever`` on SQLite with the embedding cache filled with static vectors, so the
     rebuild embeds only what changed, as in production after the first build. Reported: the
     rebuild from the cache, and the time from publishing one edited entry to the first search
-    that returns it. A cold build embeds every text; its time is the transformer's measured
-    throughput times the text count plus the rebuild (``--cold-build`` runs it for real).
+    that returns it, with the server's warm-up thread building the index (its calibration is
+    fitted afterwards, and reported too). A cold build embeds every text; its time is the
+    transformer's measured throughput times the text count plus the rebuild
+    (``--cold-build`` runs it for real).
 
 It prints figures and never asserts them. ``--sizes 10000 100000`` (the default) takes a few
 minutes on 2 cores; 1000000 adds about ten (text generation, BM25 and IVF training).
@@ -315,6 +317,9 @@ def measure_size(n: int, args, embedder, static: StaticVectors) -> None:
     print(f"    load now: {load_line()}", flush=True)
 
 
+INVENTED = ["Zorblax", "Quillmoor", "Vantreck", "Plumbrisk", "Grentoll"]  # words the KB lacks
+
+
 def measure_edit(n: int, args, embedder, static: StaticVectors) -> None:
     from chatbot.db import make_engine, upgrade
     from knowledge.embeddings import Embedder, text_hash
@@ -364,18 +369,35 @@ def measure_edit(n: int, args, embedder, static: StaticVectors) -> None:
         retriever_cold.rebuild(show_progress=True)
         print(f"    cold build, measured: {time.perf_counter() - t0:.1f} s")
 
+    # As in the server: the publish starts the index warm-up (chatbot.staff.kb_live), and
+    # customers are answered from the new version as soon as its index is swapped in; its
+    # calibration is fitted after that, in the same background thread.
+    from chatbot.staff.kb_live import IndexWarmer
+
+    retriever.search("warm-up: build the speller", k=3)
+    warmer = IndexWarmer(retriever)
     for round_ in range(args.edits):
-        edited = Entry(f"edit-{round_}", f"Do you ship the Zorblax {round_} lantern to Iceland?",
-                       "Yes: the Zorblax lantern ships to Iceland within five days.")
+        name = INVENTED[round_ % len(INVENTED)]
+        edited = Entry(f"edit-{round_}", f"Do you ship the {name} lantern to Iceland?",
+                       f"Yes: the {name} lantern ships to Iceland within five days.")
         t0 = time.perf_counter()
-        store.save([edited], publish=True)
+        _summary, version = store.save([edited], publish=True)
+        warmer.start()
         t1 = time.perf_counter()
-        hits = retriever.search(f"zorblax {round_} lantern shipping to iceland", k=3)
+        while retriever.version != version:
+            time.sleep(0.002)
         t2 = time.perf_counter()
+        hits = retriever.search(f"{name.lower()} lantern shipping to iceland", k=3)
+        t3 = time.perf_counter()
         found = bool(hits) and hits[0].id == edited.id
-        print(f"    edit {round_ + 1}: publish {(t1 - t0) * 1000:.0f} ms, then first search "
-              f"{(t2 - t1) * 1000:.0f} ms (rebuild included) -> searchable after "
-              f"{(t2 - t0):.2f} s; top hit is the edit: {found}")
+        warmer.wait(120)
+        while warmer.running:
+            time.sleep(0.01)
+        t4 = time.perf_counter()
+        print(f"    edit {round_ + 1}: publish {(t1 - t0) * 1000:.0f} ms, index swapped in "
+              f"{(t2 - t1) * 1000:.0f} ms later, first search {(t3 - t2) * 1000:.0f} ms -> "
+              f"searchable after {(t3 - t0):.2f} s (top hit is the edit: {found}); "
+              f"calibrated after {(t4 - t0):.2f} s")
     engine.dispose()
     shutil.rmtree(folder, ignore_errors=True)
 

@@ -15,11 +15,15 @@ Before a message is embedded and matched on keywords:
 
 SymSpell (``symspellpy``) does the candidate search; its English frequency list is the set of
 known words. The KB vocabulary comes from the index's keyword texts (``Speller.for_texts``).
+Building SymSpell's table of deletes for a 10k-entry KB takes most of a second, so after an
+edit the next version's speller is the previous one with the changed words' entries updated
+(``Speller.updated``) rather than a new one.
 """
 
 from __future__ import annotations
 
 import re
+import threading
 import unicodedata
 from collections import Counter
 from collections.abc import Iterable
@@ -49,24 +53,62 @@ def english_words() -> frozenset[str]:
     return frozenset(line.split(" ", 1)[0] for line in listing.read_text("utf-8").splitlines())
 
 
-class Speller:
-    """Mends typos towards the words of one knowledge base."""
+def word_counts(texts: Iterable[str]) -> Counter[str]:
+    """How often each (lower-cased) word occurs in ``texts``: a speller's vocabulary."""
+    counts: Counter[str] = Counter()
+    for text in texts:
+        counts.update(w.lower() for w in _WORD.findall(text))
+    return counts
+
+
+class _Table:
+    """SymSpell's table of one vocabulary, changed in place from version to version."""
 
     def __init__(self, vocabulary: Counter[str]) -> None:
         from symspellpy import SymSpell
 
-        self.vocabulary = vocabulary
-        self._symspell = SymSpell(max_dictionary_edit_distance=2, prefix_length=7)
+        self.symspell = SymSpell(max_dictionary_edit_distance=2, prefix_length=7)
+        self.vocabulary = vocabulary  # what the table holds now
+        self.lock = threading.Lock()  # a lookup must not see a change half made
         for word, count in vocabulary.items():
-            if len(word) >= MIN_LENGTH - 1:
-                self._symspell.create_dictionary_entry(word, count)
+            if _listed(word):
+                self.symspell.create_dictionary_entry(word, count)
+
+    def change_to(self, vocabulary: Counter[str]) -> None:
+        with self.lock:
+            old = self.vocabulary
+            for word, count in old.items():
+                if _listed(word) and vocabulary.get(word) != count:
+                    self.symspell.delete_dictionary_entry(word)
+            for word, count in vocabulary.items():
+                if _listed(word) and old.get(word) != count:
+                    self.symspell.create_dictionary_entry(word, count)
+            self.vocabulary = vocabulary
+
+
+class Speller:
+    """Mends typos towards the words of one knowledge base."""
+
+    def __init__(self, vocabulary: Counter[str], table: _Table | None = None) -> None:
+        self.vocabulary = vocabulary
+        self._table = table if table is not None else _Table(vocabulary)
 
     @classmethod
     def for_texts(cls, texts: Iterable[str]) -> Speller:
-        counts: Counter[str] = Counter()
-        for text in texts:
-            counts.update(w.lower() for w in _WORD.findall(text))
-        return cls(counts)
+        return cls(word_counts(texts))
+
+    def updated(self, removed: Iterable[str], added: Iterable[str]) -> Speller:
+        """The speller of this vocabulary without the words of the ``removed`` texts and with
+        those of the ``added`` ones, made by changing this speller's table in place. This
+        speller then suggests from the new table too (its ``known`` words stay its own), which
+        suits the version being replaced; a speller whose vocabulary must stay exact (a fold
+        of the knowledge base) is built with ``for_texts``."""
+        vocabulary = self.vocabulary.copy()
+        vocabulary.subtract(word_counts(removed))
+        vocabulary.update(word_counts(added))
+        vocabulary = Counter({w: c for w, c in vocabulary.items() if c > 0})
+        self._table.change_to(vocabulary)
+        return Speller(vocabulary, self._table)
 
     def known(self, word: str) -> bool:
         return word in self.vocabulary or word in english_words()
@@ -79,7 +121,9 @@ class Speller:
         from symspellpy import Verbosity
 
         distance = 2 if len(lower) >= LONG_WORD else 1
-        found = self._symspell.lookup(lower, Verbosity.CLOSEST, max_edit_distance=distance)
+        with self._table.lock:
+            found = self._table.symspell.lookup(lower, Verbosity.CLOSEST,
+                                                max_edit_distance=distance)
         if not found:
             return None
         best = max(found, key=lambda s: (-s.distance, s.count))
@@ -92,3 +136,8 @@ class Speller:
             return word if better is None else better
 
         return _WORD.sub(mend, text)
+
+
+def _listed(word: str) -> bool:
+    """Whether the word goes into SymSpell's table (shorter ones are never suggested)."""
+    return len(word) >= MIN_LENGTH - 1

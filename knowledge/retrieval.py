@@ -84,7 +84,8 @@ def rank(
                 code=s.code,
             )
         )
-    hits.sort(key=lambda h: (-h.score, h.id))
+    # A steep calibration rounds the best scores to 1.0: the raw score still orders them.
+    hits.sort(key=lambda h: (-h.score, -h.raw, h.id))
     return hits[:k]
 
 
@@ -115,6 +116,7 @@ class Retriever:
         self._calibrated_version = -1
         self._lock = threading.Lock()
         self._calibration_lock = threading.Lock()
+        self._save_lock = threading.Lock()
 
     @property
     def version(self) -> int:
@@ -131,12 +133,25 @@ class Retriever:
         current = self._index
         if current is not None and current.version == latest:
             return current
+        fresh = False
         with self._lock:
-            if self._index is None or self._index.version != latest:
-                self._index = self._load_or_build(latest)
+            swapped = self._index is None or self._index.version != latest
+            if swapped:
+                self._index, fresh = self._load_or_build(latest)
             index = self._index
-        self._ensure_calibration(index)
+        if swapped:
+            # The searches that waited for the build answer now. The thread that built saves
+            # the index and fits its calibration after that; meanwhile they rank with the
+            # previous version's calibration.
+            if fresh:
+                self._save(index)
+            self._ensure_calibration(index)
         return index
+
+    def _save(self, index: SearchIndex) -> None:
+        with self._save_lock:
+            if self._index is index:  # a newer version built meanwhile saves itself
+                index.save(self.folder)
 
     def rebuild(self, show_progress: bool = False) -> SearchIndex:
         with self._lock:
@@ -147,15 +162,19 @@ class Retriever:
                 version=version,
                 show_progress=show_progress,
             )
-            index.save(self.folder)
+            with self._save_lock:
+                index.save(self.folder)
             self._index = index
         self._ensure_calibration(index, refit=True)
         return index
 
-    def _load_or_build(self, version: int, show_progress: bool = False) -> SearchIndex:
+    def _load_or_build(
+        self, version: int, show_progress: bool = False
+    ) -> tuple[SearchIndex, bool]:
+        """The version's index, and whether it was built now (and is not saved yet)."""
         if SearchIndex.stamp(self.folder) == (version, self.embedder.name):
             try:
-                return SearchIndex.load(self.folder)
+                return SearchIndex.load(self.folder), False
             except Exception:  # a damaged index is derived data: rebuild it
                 log.warning("the saved index could not be read; rebuilding", exc_info=True)
         log.info("building the search index for knowledge-base version %s", version)
@@ -164,8 +183,9 @@ class Retriever:
             show_progress=show_progress,
             previous=self._index,  # unchanged items keep their vectors: an edit embeds itself
         )
-        index.save(self.folder)
-        return index
+        if self._index is not None:
+            index.take_speller(self._index)
+        return index, True
 
     # --- calibration ------------------------------------------------------------------
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, insert, literal, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -236,16 +236,19 @@ class KnowledgeStore:
         version = VersionRow(author=author, note=note)
         session.add(version)
         session.flush()
-        live = session.execute(
-            select(RevisionRow.id, RevisionRow.entry_id)
+        # One INSERT ... SELECT: a version lists every live entry, and 10k ORM rows took a
+        # second of a publish.
+        live = (
+            select(literal(version.version), RevisionRow.entry_id, RevisionRow.id)
             .join(
                 EntryRow,
                 (EntryRow.id == RevisionRow.entry_id) & (EntryRow.revision == RevisionRow.revision),
             )
             .where(EntryRow.deleted.is_(False))
-        ).all()
-        session.add_all(
-            VersionEntryRow(version=version.version, entry_id=eid, revision_id=rid)
-            for rid, eid in live
+        )
+        session.execute(
+            insert(VersionEntryRow).from_select(
+                ["version", "entry_id", "revision_id"], live
+            )
         )
         return version.version

@@ -61,3 +61,16 @@ def test_typos_are_mended_towards_the_knowledge_base(speller, typed, meant):
 def test_known_words_codes_and_short_words_are_kept(speller, text):
     assert speller.correct(text) == text
 
+
+
+def test_an_updated_speller_suggests_like_a_new_one_for_the_changed_texts():
+    before = Speller.for_texts(KB_TEXTS)
+    before.correct("trakc")  # a table in use
+    edited = [*KB_TEXTS[:3], "Do you ship the Zorblax lantern to Iceland? Yes, within days."]
+    after = before.updated(removed=[KB_TEXTS[3]], added=[edited[3]])
+    fresh = Speller.for_texts(edited)
+    assert after.vocabulary == fresh.vocabulary
+    probes = ["zorblx", "lanterm", "icelnd", "mastercrad", "amerikan", "trakc", "oredr", "stvoe"]
+    assert [after.correct(p) for p in probes] == [fresh.correct(p) for p in probes]
+    assert after.correct("zorblx") == "zorblax"
+    assert after.correct("mastercrad") == "mastercrad"  # its entry is gone: nothing to mend to

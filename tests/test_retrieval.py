@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,6 +12,7 @@ import pytest
 from chatbot.db import make_engine, upgrade
 from knowledge.embeddings import Embedder
 from knowledge.index import SearchIndex
+from knowledge.normalize import Speller
 from knowledge.records import Entry
 from knowledge.retrieval import Retriever
 from knowledge.store import KnowledgeStore
@@ -157,6 +160,43 @@ def test_rebuild_embeds_only_changed_text(kb, tiny_records):
     kb.retriever.rebuild()
     # Variants are unchanged; only the entry's lead (question + first answer sentence) is new.
     assert kb.embedder.last_embedded == 1
+
+
+def test_an_edit_changes_the_speller_of_the_previous_version(kb):
+    kb.retriever.search("I forgott my pasword")  # builds version 1's speller
+    kb.store.save([Entry("lantern", "Do you ship the Zorblax lantern abroad?",
+                         "Yes, the Zorblax lantern ships to 30 countries.")], publish=True)
+    index = kb.retriever.index()
+    assert index.version == 2 and index._speller is not None  # made before the first search
+    assert index.speller().vocabulary == Speller.for_texts(index.keyword_texts).vocabulary
+    assert kb.retriever.search("do you ship the zorblx lantren abroad")[0].id == "lantern"
+
+
+def test_a_search_waiting_for_a_build_does_not_wait_for_its_calibration(kb):
+    kb.retriever.index()
+    kb.store.save([Entry("opening-hours", "When is your shop open?",
+                         "Our showroom is open 10:00-18:00.")], publish=True)
+    answered: list[str] = []
+
+    def search() -> None:
+        answered.append(kb.retriever.search("when does the showroom open")[0].id)
+
+    customers = [threading.Thread(target=search, daemon=True) for _ in range(2)]
+    with kb.retriever._calibration_lock:  # the fit of version 2 cannot finish
+        with kb.retriever._lock:  # both customers arrive while version 1 is live
+            for customer in customers:
+                customer.start()
+            time.sleep(0.2)
+        # One builds version 2 and then waits to fit it; the other waited for the build only.
+        deadline = time.monotonic() + 30
+        while not answered and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert answered == ["opening-hours"], "the search waited for the calibration"
+        assert kb.retriever._calibrated_version == 1  # it ranked with version 1's
+    for customer in customers:
+        customer.join(30)
+    assert answered == ["opening-hours"] * 2
+    assert kb.retriever._calibrated_version == 2
 
 
 def test_damaged_index_is_rebuilt(kb):
