@@ -153,7 +153,7 @@ class StaticVectors:
     def __init__(self, embedder) -> None:
         model = embedder._model
         self.tokenizer = model.tokenizer
-        self.table = model[0].auto_model.get_input_embeddings().weight.detach().numpy()
+        self.table = model[0].auto_model.get_input_embeddings().weight.detach().float().numpy()
 
     def __call__(self, texts: list[str]) -> np.ndarray:
         import scipy.sparse as sp
