@@ -185,6 +185,13 @@ def test_an_ivf_index_like_the_last_one_keeps_its_lists(small_threshold):
     assert np.allclose(second.reconstruct(3), edited[3])
 
 
+def same_vectors(a: np.ndarray, b: np.ndarray, embedder) -> None:
+    if embedder.dtype == "float32":
+        assert np.allclose(a, b, atol=1e-5)
+    else:  # bfloat16 rounds a text's vector a little differently in each batch (its padding)
+        assert (a * b).sum(axis=1).min() > 0.999
+
+
 def test_build_after_an_edit_embeds_only_the_edited_item(embedder, tiny_records):
     """Unchanged items take their vectors from the previous index; the result equals a full
     build (the index is derived data)."""
@@ -203,8 +210,8 @@ def test_build_after_an_edit_embeds_only_the_edited_item(embedder, tiny_records)
     assert [i.id for i in again.items] == [i.id for i in full.items]
     assert np.array_equal(again.variant_item, full.variant_item)
     n = full.vectors.ntotal
-    assert np.allclose(again.vectors.reconstruct_n(0, n), full.vectors.reconstruct_n(0, n), atol=1e-5)
-    assert np.allclose(again.leads, full.leads, atol=1e-5)
+    same_vectors(again.vectors.reconstruct_n(0, n), full.vectors.reconstruct_n(0, n), embedder)
+    same_vectors(again.leads, full.leads, embedder)
     assert again.keys == full.keys
     assert again._tokens == full._tokens  # BM25 tokens: kept ones plus the edited item's
     for query in ("visa paypal", "when is the shop open", "KX-220"):
