@@ -33,13 +33,13 @@ def track_streams(page: Any) -> None:
         if QUEUE_STREAM in request.url:
             page.open_streams.add(request)
             page.stream_changed = time.monotonic()
-            page.stream_log.append(f"{time.monotonic():.3f} opened {request.url}")
+            page.stream_log.append(f"{page.stream_changed:.3f} opened {request.url}")
 
     def ended(request: Any) -> None:
         if request in page.open_streams:
             page.open_streams.discard(request)
             page.stream_changed = time.monotonic()
-            page.stream_log.append(f"{time.monotonic():.3f} ended {request.failure or 'ok'}")
+            page.stream_log.append(f"{page.stream_changed:.3f} ended {request.failure or 'ok'}")
 
     page.on("request", opened)
     page.on("requestfinished", ended)

@@ -114,7 +114,7 @@ def test_an_editor_edits_an_entry_publishes_and_the_chat_page_answers_with_the_n
         page.get_by_text("returns-window").filter(visible=True).first.wait_for()
         page.get_by_label("Note (what changed)").fill("longer returns window")
         # Opening the tab runs the pending list and the regression check: let them finish
-        # (gradio_events says why the event stream must be closed too).
+        # (gradio_events says why the event stream must be settled too).
         settle(page)
         page.get_by_role("button", name="Publish", exact=True).click()
         page.get_by_text("Published version").filter(visible=True).first.wait_for(timeout=90_000)
