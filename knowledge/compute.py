@@ -49,6 +49,30 @@ def _default_threads() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
+def amx() -> bool:
+    """Whether this CPU has AMX tiles (Intel Sapphire Rapids and later)."""
+    try:
+        import torch
+
+        return bool(torch.cpu._is_amx_tile_supported())  # private, hence the guard
+    except Exception:
+        return False
+
+
+def native_bfloat16() -> bool:
+    """Whether this CPU multiplies bfloat16 in hardware: AMX, or AVX512-BF16 (AMD Zen 4 and
+    later, Intel Cooper Lake). Elsewhere torch emulates bfloat16 and it is slower than float32."""
+    if amx():
+        return True
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as info:
+            return any(
+                line.startswith("flags") and "avx512_bf16" in line.split() for line in info
+            )
+    except OSError:
+        return False
+
+
 def executor() -> ThreadPoolExecutor:
     global _executor
     with _lock:
@@ -71,6 +95,17 @@ def run(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     if in_compute_thread():
         return fn(*args, **kwargs)
     return submit(fn, *args, **kwargs).result()
+
+
+def all_cores() -> None:
+    """Give this thread's torch kernels all the compute thread's cores again. For a command whose
+    heavy work runs in the main thread (training) after a query embedding there made it
+    single-threaded: training on one of two cores took twice as long."""
+    if in_compute_thread():
+        return
+    import torch
+
+    torch.set_num_threads(_threads or _default_threads())
 
 
 def single_threaded() -> None:

@@ -54,13 +54,8 @@ def resolve_dtype(dtype: str, device: str) -> str:
         return dtype
     if device != "cpu":
         return "float32"
-    try:
-        import torch
-
-        native = bool(torch.cpu._is_amx_tile_supported())  # private, hence the guard
-    except Exception:
-        native = False
-    return "bfloat16" if native else "float32"
+    # Measured on AMX only (query embedding 15.5 -> 8.1 ms); AVX512-BF16 alone is untested here.
+    return "bfloat16" if compute.amx() else "float32"
 
 
 def text_hash(text: str) -> str:

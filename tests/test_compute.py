@@ -32,6 +32,24 @@ def test_small_work_is_single_threaded_outside_the_compute_thread() -> None:
     assert box == [1]
 
 
+def test_a_thread_made_single_threaded_gets_all_its_cores_back(monkeypatch) -> None:
+    """``chatbot train`` embeds queries to build its examples, then trains in the same thread:
+    it used to train on one core."""
+    monkeypatch.setattr(compute, "_threads", 3)
+    box: list[int] = []
+
+    def caller() -> None:
+        compute.single_threaded()
+        box.append(torch.get_num_threads())
+        compute.all_cores()
+        box.append(torch.get_num_threads())
+
+    t = threading.Thread(target=caller)
+    t.start()
+    t.join()
+    assert box == [1, 3]
+
+
 def test_a_large_embedding_batch_goes_to_the_compute_thread(embedder, monkeypatch) -> None:
     where: list[bool] = []
     real = embedder._encode_here

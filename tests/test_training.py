@@ -16,17 +16,22 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
 from helpers import TINY_FAQ, assert_user_error, run_cli
 
+from chatbot.errors import InvalidInput
 from chatbot.prompts import HANDOFF_REPLY
 from chatbot.training.data import (
     DataOptions,
     ExampleSet,
     PromptShape,
+    answer_check,
     build_examples,
     read_conversations,
 )
 from chatbot.training.tokens import IGNORE, Collator, encode_chat
+from chatbot.training.trainer import TrainOptions, resolve_precision
+from knowledge import compute
 
 
 @pytest.fixture(scope="module")
@@ -146,6 +151,37 @@ def test_examples_cover_answers_abstentions_and_follow_ups(make_services: Any) -
             ]
 
 
+def test_no_abstain_example_where_other_passages_state_the_answer(make_services: Any,
+                                                                  tiny_records: list[Any]) -> None:
+    """A document that repeats an FAQ entry: "I can't answer" beside its facts is a wrong label,
+    and it taught the demo model to abstain where it should answer."""
+    from knowledge.records import Entry
+
+    refund = next(r for r in tiny_records if getattr(r, "id", "") == "refund-time")
+    copy = Entry(id="refund-copy", question="How are refunds paid out?", answer=refund.answer)
+    services = make_services(records=[*tiny_records, copy])
+    options = DataOptions(abstain_share=1.0, followup_share=0, seed=3)
+    version = services.retriever.index().version
+    args = (services.knowledge.published(version),
+            lambda q, k: services.retriever.search(q, k), _shape(services), options)
+    plain = build_examples(*args)
+    checked = build_examples(*args, states_answer=answer_check(
+        services.embedder.embed_sentences, services.settings.grounding_threshold,
+        _shape(services).min_score,
+    ))
+
+    twin = {"refund-time": "[refund-copy]", "refund-copy": "[refund-time]"}
+
+    def refund_abstains(examples: ExampleSet) -> list[Any]:
+        return [ex for ex in examples.examples if ex.kind == "abstain"
+                and ex.group in twin and twin[ex.group] in ex.messages[0]["content"]]
+
+    assert refund_abstains(plain), "without the check, the copy's passage makes a wrong label"
+    assert not refund_abstains(checked)
+    assert checked.skipped_abstain >= len(refund_abstains(plain))
+    assert checked.counts()["answer"] == plain.counts()["answer"]
+
+
 def test_validation_split_keeps_each_entry_on_one_side(make_services: Any) -> None:
     examples = _examples(make_services(), abstain_share=1.0)
     train, val = examples.split(0.3, seed=1)
@@ -217,6 +253,26 @@ def test_bad_options_are_refused_before_any_work(data_dir: Path) -> None:
                 data=data_dir),
         "missing.gguf",
     )
+    if not torch.cuda.is_available():
+        assert_user_error(
+            run_cli("train", "--precision", "fp16", "--output", "x", data=data_dir),
+            "--precision fp16 needs a GPU",
+        )
+
+
+def test_auto_precision_is_bf16_only_where_the_cpu_multiplies_it_natively(monkeypatch) -> None:
+    from knowledge import compute
+
+    monkeypatch.setattr(compute, "native_bfloat16", lambda: True)
+    assert resolve_precision("auto", cuda=False) == "bf16"
+    monkeypatch.setattr(compute, "native_bfloat16", lambda: False)
+    assert resolve_precision("auto", cuda=False) == "fp32"
+    assert resolve_precision("bf16", cuda=False) == "bf16"
+    assert resolve_precision("fp32", cuda=True) == "fp32"
+    with pytest.raises(InvalidInput, match="needs a GPU"):
+        resolve_precision("fp16", cuda=False)
+    with pytest.raises(InvalidInput, match="--precision must be one of"):
+        TrainOptions(base="bundled", output=Path("x"), precision="int4").check()
 
 
 def test_lora_training_writes_a_merged_model_that_loads(data_dir: Path, tiny_model: Path,
@@ -230,9 +286,15 @@ def test_lora_training_writes_a_merged_model_that_loads(data_dir: Path, tiny_mod
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout.strip().splitlines()[-1])
     assert report["hyperparameters"]["lora"] is True
+    assert report["precision"] in {"fp32", "bf16"}
+    # Building the examples embeds queries on one core; the training itself gets them all.
+    assert report["threads"] == compute.run(torch.get_num_threads)
+    assert 0 < report["example_tokens"]["mean"] <= report["example_tokens"]["max"]
     assert [row["epoch"] for row in report["epochs"]] == [1, 2]
     assert all("validation_loss" in row and "train_loss" in row for row in report["epochs"])
     assert report["validation_perplexity"] > 1
+    # The report's validation loss is the kept (best) epoch's, not a second scoring of it.
+    assert report["validation_loss"] == min(row["validation_loss"] for row in report["epochs"])
     assert not list(out.glob("adapter_*")), "LoRA adapters are merged into the weights"
     assert not (out / ".checkpoints").exists()
     card = (out / "README.md").read_text(encoding="utf-8")

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from chatbot.cli import emit_json, load_settings, main, quiet_libraries
+from knowledge import compute
 
 
 @main.command("train")
@@ -26,6 +27,9 @@ from chatbot.cli import emit_json, load_settings, main, quiet_libraries
 @click.option("--search", type=int, default=0, show_default=True,
               help="Optuna trials over learning rate and epochs, chosen by validation loss.")
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default="auto",
+              show_default=True, help="Mixed precision: auto is bf16 on a GPU that has it (else "
+              "fp16) and on a CPU with AMX, else fp32.")
 @click.option("--max-examples", type=click.IntRange(min=1), default=None,
               help="Train on a random sample of at most this many examples (CPU budgets).")
 @click.option("--conversations", type=click.Path(path_type=Path, dir_okay=False), default=None,
@@ -46,6 +50,7 @@ def train(
     validation_split: float,
     search: int,
     seed: int,
+    precision: str,
     max_examples: int | None,
     conversations: Path | None,
     as_json: bool,
@@ -67,7 +72,13 @@ def train(
     from chatbot.generation.local import load_tokenizer, resolve_model
     from chatbot.generation.quantize import is_quantized
     from chatbot.services import build_services
-    from chatbot.training.data import DataOptions, PromptShape, build_examples, read_conversations
+    from chatbot.training.data import (
+        DataOptions,
+        PromptShape,
+        answer_check,
+        build_examples,
+        read_conversations,
+    )
     from chatbot.training.trainer import TrainOptions, is_main_process
     from chatbot.training.trainer import train as run_training
 
@@ -85,6 +96,7 @@ def train(
         search=search,
         seed=seed,
         max_length=settings.context_tokens,
+        precision=precision,
     )
     options.check()
     exchanges = read_conversations(conversations, settings.redactor) if conversations else []
@@ -108,6 +120,9 @@ def train(
         shape,
         DataOptions(seed=seed),
         exchanges,
+        states_answer=answer_check(
+            services.embedder.embed_sentences, settings.grounding_threshold, shape.min_score
+        ),
     )
     train_set, val_set = examples.split(validation_split, seed)
     if max_examples is not None and len(train_set) > max_examples:
@@ -116,8 +131,11 @@ def train(
         counts = ", ".join(f"{n} {kind}" for kind, n in sorted(examples.counts().items()))
         click.echo(
             f"Knowledge-base version {version}: {len(examples.examples)} examples ({counts}); "
-            f"{len(train_set)} for training, {len(val_set)} for validation."
+            f"{len(train_set)} for training, {len(val_set)} for validation; "
+            f"{examples.skipped_abstain} abstain examples not made, as their passages state "
+            "the answer."
         )
+    compute.all_cores()  # the retriever's query embeddings above left this thread on one core
     report = run_training(
         options,
         train_set,
@@ -146,7 +164,8 @@ def train(
     hp = report.hyperparameters
     click.echo(
         f"Chosen: learning rate {hp['learning_rate']:g}, epochs {hp['epochs']:g}"
-        f"{', LoRA' if hp['lora'] else ''}. Took {report.seconds:.0f} s on {report.device}."
+        f"{', LoRA' if hp['lora'] else ''}. Took {report.seconds:.0f} s on {report.device} "
+        f"({report.precision})."
     )
     click.echo(f"Saved to {report.output}. Serve it with: CHATBOT_MODEL={report.output} chatbot serve")
 
@@ -182,6 +201,7 @@ def train_retriever_command(
         seed=seed,
     )
     options.check()
+    compute.all_cores()
     report = train_retriever(options, services.knowledge.published(version), kb_version=version,
                              progress=not as_json)
     # The index is rebuilt for the tuned model, so a server started with it is ready at once.

@@ -13,7 +13,10 @@ and the target is the reply the bot should give to that prompt:
 - ``conversation``: exchanges from exported real conversations that the customer rated up.
 
 A question whose own entry is not among the retrieved passages becomes an ``abstain`` example
-too: that is what the prompt supports.
+too: that is what the prompt supports. With ``states_answer`` (``answer_check``), no abstain
+example is made from passages that state the answer anyway: a knowledge base's documents often
+repeat its FAQ entries (the demo shop's returns policy holds the refund entry's facts), and
+teaching "I can't answer" beside the facts taught the model to abstain where it should answer.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from chatbot import grounding
 from chatbot.errors import InvalidInput
 from chatbot.privacy.redaction import Redactor
 from chatbot.prompts import HANDOFF_REPLY, select_passages, turn_messages
@@ -99,9 +103,27 @@ class PromptShape:
         return [*prompt, {"role": "assistant", "content": target}]
 
 
+StatesAnswer = Callable[[str, Sequence[Hit]], bool]
+
+
+def answer_check(embed: grounding.Embed, threshold: float, min_score: float) -> StatesAnswer:
+    """Whether the passages a prompt shows state any sentence of an answer, by the grounding
+    check serving applies to the model's sentences."""
+
+    def states(answer: str, hits: Sequence[Hit]) -> bool:
+        texts = [p.text for p in select_passages(list(hits), min_score)]
+        if not texts:
+            return False
+        support = grounding.Support(texts, embed, threshold)
+        return any(support.check(s).grounded for s in grounding.sentences(answer))
+
+    return states
+
+
 @dataclass
 class ExampleSet:
     examples: list[Example] = field(default_factory=list)
+    skipped_abstain: int = 0  # abstain examples not made: the passages stated the answer
 
     def counts(self) -> dict[str, int]:
         out: dict[str, int] = {}
@@ -131,6 +153,7 @@ def build_examples(
     shape: PromptShape,
     options: DataOptions | None = None,
     conversations: Sequence[Exchange] = (),
+    states_answer: StatesAnswer | None = None,
 ) -> ExampleSet:
     """Chat examples for every question and paraphrase of the FAQ entries in ``records``."""
     options = options or DataOptions()
@@ -142,6 +165,15 @@ def build_examples(
             "'chatbot kb import'."
         )
     out = ExampleSet()
+
+    def abstain(question: str, hits: Sequence[Hit], entry: Entry) -> None:
+        if states_answer is not None and states_answer(entry.answer, hits):
+            out.skipped_abstain += 1
+            return
+        out.examples.append(
+            Example(shape.messages(question, list(hits), (), HANDOFF_REPLY), "abstain", entry.id)
+        )
+
     answered: list[tuple[str, str]] = []  # (question, answer) pairs for follow-up history
     for entry in entries:
         for question in entry.variants():
@@ -156,13 +188,7 @@ def build_examples(
                     more = search(question, shape.top_k + options.extra_hits)
                     others = [h for h in more if h.parent != entry.id][: shape.top_k]
                     if others:
-                        out.examples.append(
-                            Example(
-                                shape.messages(question, others, (), HANDOFF_REPLY),
-                                "abstain",
-                                entry.id,
-                            )
-                        )
+                        abstain(question, others, entry)
                 if answered[:-1] and rng.random() < options.followup_share:
                     earlier = rng.choice(answered[:-1])
                     history = [("user", earlier[0]), ("assistant", earlier[1])]
@@ -174,10 +200,8 @@ def build_examples(
                         )
                     )
             elif top:
-                # Retrieval missed the entry: the prompt the model will see holds no answer.
-                out.examples.append(
-                    Example(shape.messages(question, top, (), HANDOFF_REPLY), "abstain", entry.id)
-                )
+                # Retrieval missed the entry: the prompt the model will see may hold no answer.
+                abstain(question, top, entry)
     for ex in conversations:
         hits = list(search(ex.question, shape.top_k))
         if hits:
