@@ -30,6 +30,7 @@ __all__ = [
     "ConversationRow",
     "FeedbackRow",
     "MessageRow",
+    "RateLimitRow",
     "RegressionCaseRow",
     "StaffSessionRow",
     "StaffTokenRow",
@@ -181,3 +182,13 @@ class RegressionCaseRow(Base):
     history: Mapped[list[dict[str, str]]] = mapped_column(JSON, default=list)
     author: Mapped[str] = mapped_column(String(254))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class RateLimitRow(Base):
+    """One rate-limit key's theoretical arrival time (``chatbot.ratelimit``), in seconds since
+    the epoch; kept here only where ``CHATBOT_RATE_LIMIT_STORE`` counts in the database."""
+
+    __tablename__ = "rate_limits"
+
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    tat: Mapped[float] = mapped_column(Float)

@@ -52,6 +52,11 @@ class Settings(BaseSettings):
     rate_limit: int = Field(
         60, ge=0, description="Customer-API requests per minute per client; 0 turns limits off."
     )
+    rate_limit_store: Literal["auto", "memory", "database"] = Field(
+        "auto",
+        description="Where rate-limit counts are kept: memory (each server process its own) or "
+        "database (shared by every process on it); auto: database on PostgreSQL, else memory.",
+    )
     max_message_chars: int = Field(
         4000, ge=1, description="Longest customer message accepted, in characters."
     )
@@ -239,6 +244,13 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'chatbot.db').resolve()}"
+
+    @property
+    def shared_rate_limits(self) -> bool:
+        """Whether rate limits are counted in the database (``CHATBOT_RATE_LIMIT_STORE``)."""
+        if self.rate_limit_store == "auto":
+            return not self.resolved_database_url.startswith("sqlite")
+        return self.rate_limit_store == "database"
 
     @property
     def redactor(self) -> Redactor:

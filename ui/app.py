@@ -90,7 +90,11 @@ def create_app(services: Services, staff: Staff | None = None) -> FastAPI:
     settings = services.settings
     app.add_middleware(
         RequestLimits,
-        limiter=limiter_for(settings.rate_limit, settings.rate_limit_per_ip),
+        limiter=limiter_for(
+            settings.rate_limit,
+            settings.rate_limit_per_ip,
+            services.engine if settings.shared_rate_limits else None,
+        ),
         max_body_bytes=settings.max_body_bytes,
         on_limited=lambda verdict: services.metrics.limited((verdict.key or "").partition(":")[0]),
     )

@@ -10,6 +10,8 @@
   to a fixed conversation). A request that names no conversation (starting one, listing
   models) counts against ``CHATBOT_RATE_LIMIT`` for its address. Over the limit: 429 in the
   error shape with ``Retry-After`` (seconds). ``CHATBOT_RATE_LIMIT=0`` turns all of it off.
+  ``CHATBOT_RATE_LIMIT_STORE`` says whether each process counts for itself or all the
+  processes on one database count together (``chatbot.ratelimit``).
   The address is the connection's peer; behind a reverse proxy on the same host, uvicorn takes
   it from ``X-Forwarded-For`` (its ``--forwarded-allow-ips``, 127.0.0.1 by default).
 
@@ -25,10 +27,12 @@ import logging
 import re
 from collections.abc import Callable
 
+from anyio import to_thread
+from sqlalchemy import Engine
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from chatbot.ratelimit import RateLimiter, Verdict
+from chatbot.ratelimit import DatabaseRateLimiter, RateLimiter, Verdict
 from ui.errors import error_response
 from ui.openai_api import user_conversation_id
 from ui.origins import GUARDED_PREFIXES
@@ -44,13 +48,17 @@ class BodyTooLarge(Exception):
     pass
 
 
-def limiter_for(rate_limit: int, rate_limit_per_ip: int) -> RateLimiter:
-    """``client``: requests naming no conversation, per address; 0 turns everything off."""
+def limiter_for(
+    rate_limit: int, rate_limit_per_ip: int, engine: Engine | None = None
+) -> RateLimiter | DatabaseRateLimiter:
+    """``client``: requests naming no conversation, per address; 0 turns everything off.
+    With an ``engine`` the counts are kept in its database, shared by every process on it."""
     if rate_limit <= 0:
         return RateLimiter({})
-    return RateLimiter(
-        {"conversation": rate_limit, "client": rate_limit, "ip": rate_limit_per_ip}
-    )
+    limits = {"conversation": rate_limit, "client": rate_limit, "ip": rate_limit_per_ip}
+    if engine is not None:
+        return DatabaseRateLimiter(engine, limits)
+    return RateLimiter(limits)
 
 
 def conversation_of(path: str, headers: Headers, body: bytes) -> str | None:
@@ -86,7 +94,7 @@ class RequestLimits:
         self,
         app: ASGIApp,
         *,
-        limiter: RateLimiter,
+        limiter: RateLimiter | DatabaseRateLimiter,
         max_body_bytes: int,
         prefixes: tuple[str, ...] = GUARDED_PREFIXES,
         on_limited: Callable[[Verdict], None] | None = None,
@@ -134,7 +142,11 @@ class RequestLimits:
                 await error_response(400, problem)(scope, receive, send)
                 return
         if self.limiter.enabled:
-            verdict = self.limiter.check(self._keys(scope, headers, body))
+            keys = self._keys(scope, headers, body)
+            if self.limiter.blocking:  # a database round trip: off the event loop
+                verdict = await to_thread.run_sync(self.limiter.check, keys)
+            else:
+                verdict = self.limiter.check(keys)
             if not verdict.allowed:
                 await self._refuse(verdict, scope, receive, send)
                 return
