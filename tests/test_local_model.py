@@ -88,3 +88,25 @@ def test_warm_up_caches_the_system_prompt_and_answers_stay_the_same(bundled_lm, 
     hits = lm.prefix.hits
     assert ["".join(lm.stream(m, params)) for m in (messages, other)] == whole
     assert lm.prefix.hits == hits + 2
+
+
+def test_the_repetition_penalty_spares_the_words_of_the_prompt(bundled_lm, messages):
+    """A grounded reply quotes its passages: their tokens must not be penalised, only what the
+    reply itself has already said."""
+    import torch
+
+    inputs = bundled_lm.prompt_ids(messages)
+    prompt = inputs["input_ids"]
+    kwargs = bundled_lm.generate_kwargs(inputs, GenerationParams(repetition_penalty=1.5))
+    assert kwargs["repetition_penalty"] == 1.0
+    (penalty,) = kwargs["logits_processor"]
+    canada = bundled_lm.tokenizer(" Canada", add_special_tokens=False)["input_ids"][0]
+    assert canada in prompt[0].tolist()
+    said = bundled_lm.tokenizer(" parcel", add_special_tokens=False)["input_ids"][0]
+    assert said not in prompt[0].tolist()
+    sequence = torch.cat([prompt, torch.tensor([[said]])], dim=1)  # the reply so far: " parcel"
+    scores = penalty(sequence, torch.ones(1, len(bundled_lm.tokenizer)))
+    assert scores[0, canada] == 1.0
+    assert scores[0, said] == pytest.approx(1 / 1.5)
+    assert "logits_processor" not in bundled_lm.generate_kwargs(
+        inputs, GenerationParams(repetition_penalty=1.0))

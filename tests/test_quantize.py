@@ -126,7 +126,7 @@ def test_the_bundled_model_quantized_serves_a_few_tokens(tmp_path: Path):
     import torch
 
     from chatbot.generation import quantize as q
-    from chatbot.generation.local import LocalGenerator, load_pretrained
+    from chatbot.generation.local import LocalGenerator, load_pretrained, repetition_kwargs
 
     tokenizer, fp32 = load_pretrained("bundled", dtype=torch.float32)
     int8 = q.quantize(fp32)
@@ -141,6 +141,7 @@ def test_the_bundled_model_quantized_serves_a_few_tokens(tmp_path: Path):
     ids = tokenizer.apply_chat_template(MESSAGES, add_generation_prompt=True, return_tensors="pt",
                                         return_dict=True)
     with torch.inference_mode():
-        direct = int8.generate(**ids, max_new_tokens=4, do_sample=False, repetition_penalty=1.1)
+        direct = int8.generate(**ids, max_new_tokens=4, do_sample=False,
+                               **repetition_kwargs(1.1, ids["input_ids"].shape[1]))
     assert tokenizer.decode(direct[0, ids["input_ids"].shape[1]:], skip_special_tokens=True) == text
     assert served.tokenizer.chat_template == tokenizer.chat_template

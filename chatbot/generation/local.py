@@ -105,6 +105,24 @@ def load_pretrained(model: str, *, dtype: Any = None) -> tuple[Any, Any]:
     return load_tokenizer(model), load_model(model, dtype=dtype)
 
 
+def repetition_kwargs(penalty: float, prompt_tokens: int) -> dict[str, Any]:
+    """The repetition penalty on the reply's own tokens only. transformers' plain
+    ``repetition_penalty`` also penalises every token of the prompt, so a reply that quotes its
+    passages, as a grounded answer does, is pushed off them and towards words the passages do
+    not hold: the fine-tuned demo model said "I'm not able to answer that" to half the questions
+    it answers correctly without the penalty."""
+    if penalty == 1.0:
+        return {"repetition_penalty": 1.0}
+    from transformers import LogitsProcessorList, RepetitionPenaltyLogitsProcessor
+
+    return {
+        "repetition_penalty": 1.0,  # not also from the model's generation config
+        "logits_processor": LogitsProcessorList(
+            [RepetitionPenaltyLogitsProcessor(penalty, prompt_ignore_length=prompt_tokens)]
+        ),
+    }
+
+
 class LocalGenerator:
     def __init__(
         self,
@@ -160,10 +178,10 @@ class LocalGenerator:
             **inputs,
             "max_new_tokens": params.max_new_tokens,
             "do_sample": sample,
-            "repetition_penalty": params.repetition_penalty,
             "num_beams": params.num_beams,
             "pad_token_id": self.tokenizer.pad_token_id or self.tokenizer.eos_token_id,
         }
+        kwargs.update(repetition_kwargs(params.repetition_penalty, inputs["input_ids"].shape[1]))
         if self.prompt_lookup_tokens and params.num_beams == 1:
             kwargs["prompt_lookup_num_tokens"] = self.prompt_lookup_tokens
         if sample:
