@@ -173,7 +173,9 @@ class Settings(BaseSettings):
     top_k: int = Field(0, ge=0, description="Top-k sampling; 0 disables it.")
     top_p: float = Field(1.0, gt=0.0, le=1.0, description="Nucleus sampling probability mass.")
     repetition_penalty: float = Field(
-        1.1, ge=1.0, le=3.0, description="Penalty for repeating tokens; 1 disables it."
+        1.1, ge=1.0, le=3.0,
+        description="Penalty for tokens the reply has already used (the prompt's are exempt, so "
+        "answers may quote passages); 1 disables it.",
     )
     num_beams: int = Field(1, ge=1, le=8, description="Beam search width; 1 disables beams.")
     seed: int = Field(0, ge=0, description="Random seed for sampling.")
