@@ -100,6 +100,45 @@ def test_collator_pads_without_learning_the_padding() -> None:
     assert batch["attention_mask"].tolist() == [[1, 1, 1], [1, 0, 0]]
 
 
+def test_the_loss_from_labelled_logits_only_is_the_models_own_loss(tokenizer: Any,
+                                                                   tiny_model: Path) -> None:
+    """Same loss and gradient as the full-vocabulary-at-every-position loss, on a padded batch
+    of two chats whose answers sit at different positions; with PEFT's LoRA wrapper too."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from chatbot.training.labelled_loss import keeps_logits, labelled_loss
+
+    def chat(question: str, answer: str) -> dict[str, list[int]]:
+        ids, labels = encode_chat(tokenizer, [
+            {"role": "system", "content": "Answer from the passages."},
+            {"role": "user", "content": question},
+            {"role": "assistant", "content": answer},
+        ])
+        return {"input_ids": ids, "labels": labels}
+
+    batch = Collator(tokenizer.pad_token_id)([
+        chat("When will I get my refund?", "Within 5 business days."),
+        chat("Do you ship to Canada, and how long does it take to get there?", "Yes, 6 to 9 days."),
+    ])
+    model = AutoModelForCausalLM.from_pretrained(tiny_model)
+    for wrapped in (model, get_peft_model(model, LoraConfig(r=4, target_modules=["q_proj"]))):
+        assert keeps_logits(wrapped)
+        wrapped.zero_grad()
+        full = wrapped(**batch).loss
+        full.backward()
+        grads = [p.grad.clone() for p in wrapped.parameters() if p.requires_grad]
+        wrapped.zero_grad()
+        loss, outputs = labelled_loss(wrapped, batch)
+        loss.backward()
+        assert outputs.logits.shape[1] < batch["input_ids"].shape[1] / 2  # fewer positions
+        assert loss.item() == pytest.approx(full.item(), rel=1e-5)
+        again = [p.grad for p in wrapped.parameters() if p.requires_grad]
+        assert all(torch.allclose(a, b, rtol=1e-4, atol=1e-7) for a, b in zip(grads, again,
+                                                                            strict=True))
+
+
 # --- training examples ------------------------------------------------------------------
 
 

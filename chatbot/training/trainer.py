@@ -206,7 +206,7 @@ def train(
 ) -> TrainReport:
     """Train, keep the best epoch, and write a ``save_pretrained`` folder with a model card."""
     import torch
-    from transformers import EarlyStoppingCallback, Trainer, TrainingArguments
+    from transformers import EarlyStoppingCallback, TrainingArguments
 
     options.check()
     if options.search and world_size() > 1:
@@ -258,7 +258,7 @@ def train(
     if options.search:
         trials, epochs, rate = _search(options, args, train_set, val_set, collator)
         args.num_train_epochs, args.learning_rate = epochs, rate
-    trainer = Trainer(
+    trainer = _trainer_class()(
         model=_load_model(options.base, options.lora),
         args=args,
         train_dataset=train_set,
@@ -330,6 +330,27 @@ def _token_counts(*sets: _Chats) -> dict[str, int]:
     return {"mean": round(sum(lengths) / len(lengths)), "max": max(lengths)}
 
 
+def _trainer_class() -> type:
+    """transformers' Trainer, with the loss taken from labelled positions' logits only
+    (``labelled_loss``): long examples otherwise hold gigabytes of logits nobody uses."""
+    from transformers import Trainer
+
+    from chatbot.training.labelled_loss import keeps_logits, labelled_loss
+
+    class AnswerTrainer(Trainer):  # type: ignore[misc]
+        def compute_loss(self, model: Any, inputs: dict[str, Any], return_outputs: bool = False,
+                         num_items_in_batch: Any = None) -> Any:
+            if "labels" not in inputs or not keeps_logits(model):
+                return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+            loss, outputs = labelled_loss(model, inputs, num_items_in_batch)
+            if (self.args.average_tokens_across_devices and self.model_accepts_loss_kwargs
+                    and num_items_in_batch is not None):
+                loss = loss * self.accelerator.num_processes  # as Trainer's own loss does
+            return (loss, outputs) if return_outputs else loss
+
+    return AnswerTrainer
+
+
 def _length_grouping() -> dict[str, Any]:
     """Batches of examples of about the same length: a batch is padded to its longest example,
     and a knowledge base's examples differ several-fold in length (a one-line FAQ answer beside
@@ -363,7 +384,6 @@ def _search(
     options: TrainOptions, args: Any, train_set: _Chats, val_set: _Chats, collator: Collator
 ) -> tuple[list[dict[str, Any]], float, float]:
     """Optuna over learning rate and epochs, each trial scored by its best validation loss."""
-    from transformers import Trainer
 
     low, high = (5e-5, 1e-3) if options.lora else (1e-5, 2e-4)
     max_epochs = max(1, math.ceil(options.epochs))
@@ -384,7 +404,7 @@ def _search(
 
     search_args = args.__class__(**{**args.to_dict(), "load_best_model_at_end": False,
                                     "save_strategy": "no"})
-    trainer = Trainer(
+    trainer = _trainer_class()(
         model_init=lambda trial=None: _load_model(options.base, options.lora),
         args=search_args,
         train_dataset=train_set,
