@@ -76,7 +76,27 @@ def gcra(
     return Verdict(True), updates
 
 
-class RateLimiter:
+class _Limits:
+    """The limits and the clock of a limiter, whichever store keeps its counts."""
+
+    #: Whether ``check`` does I/O (an async caller then runs it in a worker thread).
+    blocking = False
+
+    def __init__(self, limits: dict[str, int], period: float, clock: Callable[[], float]) -> None:
+        """``limits`` maps a key kind (e.g. ``"ip"``, ``"conversation"``) to requests per
+        ``period``; a kind whose limit is 0 is not limited."""
+        if period <= 0:
+            raise ValueError("period must be positive")
+        self.limits = {kind: n for kind, n in limits.items() if n > 0}
+        self.period = period
+        self.clock = clock
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.limits)
+
+
+class RateLimiter(_Limits):
     def __init__(
         self,
         limits: dict[str, int],
@@ -85,23 +105,10 @@ class RateLimiter:
         clock: Callable[[], float] = time.monotonic,
         max_keys: int = 100_000,
     ) -> None:
-        """``limits`` maps a key kind (e.g. ``"ip"``, ``"conversation"``) to requests per
-        ``period``; a kind whose limit is 0 is not limited."""
-        if period <= 0:
-            raise ValueError("period must be positive")
-        self.limits = {kind: n for kind, n in limits.items() if n > 0}
-        self.period = period
-        self.clock = clock
+        super().__init__(limits, period, clock)
         self.max_keys = max_keys
         self._tat: dict[str, float] = {}
         self._lock = threading.Lock()
-
-    @property
-    def enabled(self) -> bool:
-        return bool(self.limits)
-
-    #: Whether ``check`` does I/O (an async caller then runs it in a worker thread).
-    blocking = False
 
     def check(self, keys: Sequence[tuple[str, str]]) -> Verdict:
         """``keys``: ``(kind, value)`` pairs of one request. Counts it if all have room."""
@@ -128,7 +135,7 @@ class RateLimiter:
         return len(self._tat)
 
 
-class DatabaseRateLimiter:
+class DatabaseRateLimiter(_Limits):
     """The same limits, counted in the database that several server processes share."""
 
     blocking = True
@@ -142,21 +149,13 @@ class DatabaseRateLimiter:
         period: float = 60.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        if period <= 0:
-            raise ValueError("period must be positive")
+        super().__init__(limits, period, clock)
         self.engine = engine
-        self.limits = {kind: n for kind, n in limits.items() if n > 0}
-        self.period = period
-        self.clock = clock
         self._checks = 0
         self._failing = False
         self._insert = (
             postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
         )
-
-    @property
-    def enabled(self) -> bool:
-        return bool(self.limits)
 
     def check(self, keys: Sequence[tuple[str, str]]) -> Verdict:
         wanted = wanted_keys(self.limits, keys)

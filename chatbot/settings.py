@@ -251,7 +251,9 @@ class Settings(BaseSettings):
     def shared_rate_limits(self) -> bool:
         """Whether rate limits are counted in the database (``CHATBOT_RATE_LIMIT_STORE``)."""
         if self.rate_limit_store == "auto":
-            return not self.resolved_database_url.startswith("sqlite")
+            from sqlalchemy.engine import make_url
+
+            return make_url(self.resolved_database_url).get_backend_name() != "sqlite"
         return self.rate_limit_store == "database"
 
     @property
