@@ -21,6 +21,7 @@ from helpers import TINY_FAQ, assert_user_error, run_cli
 
 from chatbot.errors import InvalidInput
 from chatbot.prompts import HANDOFF_REPLY
+from chatbot.training.arguments import resolve_precision
 from chatbot.training.data import (
     DataOptions,
     ExampleSet,
@@ -30,7 +31,7 @@ from chatbot.training.data import (
     read_conversations,
 )
 from chatbot.training.tokens import IGNORE, Collator, encode_chat
-from chatbot.training.trainer import TrainOptions, resolve_precision
+from chatbot.training.trainer import TrainOptions
 from knowledge import compute
 
 

@@ -8,7 +8,6 @@ from pathlib import Path
 import click
 
 from chatbot.cli import emit_json, load_settings, main, quiet_libraries
-from knowledge import compute
 
 
 @main.command("train")
@@ -29,7 +28,7 @@ from knowledge import compute
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default="auto",
               show_default=True, help="Mixed precision: auto is bf16 on a GPU that has it (else "
-              "fp16) and on a CPU with AMX, else fp32.")
+              "fp16) and on a CPU that multiplies bfloat16 natively (AMX, AVX512-BF16), else fp32.")
 @click.option("--max-examples", type=click.IntRange(min=1), default=None,
               help="Train on a random sample of at most this many examples (CPU budgets).")
 @click.option("--conversations", type=click.Path(path_type=Path, dir_okay=False), default=None,
@@ -135,7 +134,6 @@ def train(
             f"{examples.skipped_abstain} abstain examples not made, as their passages state "
             "the answer."
         )
-    compute.all_cores()  # the retriever's query embeddings above left this thread on one core
     report = run_training(
         options,
         train_set,
@@ -201,7 +199,6 @@ def train_retriever_command(
         seed=seed,
     )
     options.check()
-    compute.all_cores()
     report = train_retriever(options, services.knowledge.published(version), kb_version=version,
                              progress=not as_json)
     # The index is rebuilt for the tuned model, so a server started with it is ready at once.

@@ -13,7 +13,7 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
-IGNORE = -100
+from chatbot.training.tokens import IGNORE
 
 
 def keeps_logits(model: Any) -> bool:
@@ -43,3 +43,22 @@ def labelled_loss(
     )
     count = num_items_in_batch if num_items_in_batch is not None else (picked != IGNORE).sum()
     return loss / count, outputs
+
+
+def trainer_class() -> type:
+    """transformers' Trainer, with the loss taken from labelled positions' logits only
+    (``labelled_loss``): long examples otherwise hold gigabytes of logits nobody uses."""
+    from transformers import Trainer
+
+    class AnswerTrainer(Trainer):  # type: ignore[misc]
+        def compute_loss(self, model: Any, inputs: dict[str, Any], return_outputs: bool = False,
+                         num_items_in_batch: Any = None) -> Any:
+            if "labels" not in inputs or not keeps_logits(model):
+                return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+            loss, outputs = labelled_loss(model, inputs, num_items_in_batch)
+            if (self.args.average_tokens_across_devices and self.model_accepts_loss_kwargs
+                    and num_items_in_batch is not None):
+                loss = loss * self.accelerator.num_processes  # as Trainer's own loss does
+            return (loss, outputs) if return_outputs else loss
+
+    return AnswerTrainer

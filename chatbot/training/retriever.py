@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from chatbot.errors import InvalidInput
+from knowledge import compute
 from knowledge.index import first_sentence
 from knowledge.records import Entry, Record
 
@@ -132,6 +133,7 @@ def train_retriever(options: RetrieverOptions, records: Sequence[Record], *, kb_
     from knowledge.embeddings import resolve_embedding_model
 
     options.check()
+    compute.all_cores()  # as in answer-model training: the caller may have left it on one core
     random.seed(options.seed)
     split = split_entries(records, options.heldout_share)
     model = SentenceTransformer(resolve_embedding_model(options.base))

@@ -3,7 +3,7 @@
 Full fine-tuning or LoRA (PEFT, merged into the weights on save); validation loss per epoch
 with early stopping and the best epoch kept; an optional Optuna search over learning rate and
 epochs chosen by validation loss; mixed precision (bf16 on a GPU that has it, else fp16; bf16 on
-a CPU with AMX) and gradient checkpointing on a GPU. Launched with
+a CPU that multiplies it natively) and gradient checkpointing on a GPU. Launched with
 ``torchrun --nproc_per_node=N`` or ``accelerate launch`` it trains data-parallel (gloo on CPU);
 only the first process writes the output folder.
 """
@@ -18,14 +18,22 @@ import shutil
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from chatbot.errors import InvalidInput
 from chatbot.generation.local import load_model, load_tokenizer
+from chatbot.training.arguments import (
+    PRECISIONS,
+    checkpointing,
+    length_grouping,
+    resolve_precision,
+)
 from chatbot.training.data import Example
+from chatbot.training.labelled_loss import trainer_class
+from chatbot.training.model_card import model_card
 from chatbot.training.tokens import Collator, encode_chat
+from knowledge import compute
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +44,6 @@ CHATML_TEMPLATE = (
     "message['content'] + '<|im_end|>' + '\\n' }}{% endfor %}"
     "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
 )
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
 
@@ -130,24 +137,6 @@ def _encode(tokenizer: Any, examples: Sequence[Example], max_length: int) -> tup
     return _Chats(rows), dropped
 
 
-def resolve_precision(precision: str, cuda: bool) -> str:
-    """What ``precision`` means on this machine: "fp32", "bf16" or "fp16" (mixed precision:
-    the weights and optimizer stay float32, the matrix products run in the half type)."""
-    import torch
-
-    from knowledge.compute import native_bfloat16
-
-    if precision == "fp16" and not cuda:
-        raise InvalidInput("--precision fp16 needs a GPU; on a CPU use bf16 or fp32.")
-    if precision != "auto":
-        return precision
-    if cuda:
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-    # A training step of SmolLM2-135M on 4 examples of 410 tokens, 2 cores of an AMD EPYC with
-    # AVX512-BF16: 12-16 s in float32, 5.4-6 s with bfloat16 autocast; without it, emulated.
-    return "bf16" if native_bfloat16() else "fp32"
-
-
 def world_size() -> int:
     return int(os.environ.get("WORLD_SIZE", "1"))
 
@@ -209,6 +198,9 @@ def train(
     from transformers import EarlyStoppingCallback, TrainingArguments
 
     options.check()
+    # A caller that embedded queries in this thread (building the examples does) left it on
+    # one core: training there took twice as long.
+    compute.all_cores()
     if options.search and world_size() > 1:
         raise InvalidInput("--search runs in one process; start it without torchrun.")
     if not train_examples:
@@ -241,8 +233,8 @@ def train(
         bf16=precision == "bf16",
         fp16=precision == "fp16",
         use_cpu=not cuda,
-        **_checkpointing(cuda),
-        **_length_grouping(),
+        **checkpointing(cuda),
+        **length_grouping(),
         ddp_backend="gloo" if world_size() > 1 and not cuda else None,
         report_to="none",
         disable_tqdm=not options.progress or not is_main_process(),
@@ -258,7 +250,7 @@ def train(
     if options.search:
         trials, epochs, rate = _search(options, args, train_set, val_set, collator)
         args.num_train_epochs, args.learning_rate = epochs, rate
-    trainer = _trainer_class()(
+    trainer = trainer_class()(
         model=_load_model(options.base, options.lora),
         args=args,
         train_dataset=train_set,
@@ -309,60 +301,11 @@ def train(
     return report
 
 
-def _checkpointing(on: bool) -> dict[str, bool]:
-    """Recompute activations in the backward pass on a GPU (memory for speed); the argument was
-    renamed in transformers 5."""
-    import inspect
-
-    from transformers import TrainingArguments
-
-    known = inspect.signature(TrainingArguments.__init__).parameters
-    name = "activation_checkpointing" if "activation_checkpointing" in known else (
-        "gradient_checkpointing"
-    )
-    return {name: on}
-
-
 def _token_counts(*sets: _Chats) -> dict[str, int]:
     lengths = [len(row["input_ids"]) for chats in sets for row in chats.rows]
     if not lengths:
         return {}
     return {"mean": round(sum(lengths) / len(lengths)), "max": max(lengths)}
-
-
-def _trainer_class() -> type:
-    """transformers' Trainer, with the loss taken from labelled positions' logits only
-    (``labelled_loss``): long examples otherwise hold gigabytes of logits nobody uses."""
-    from transformers import Trainer
-
-    from chatbot.training.labelled_loss import keeps_logits, labelled_loss
-
-    class AnswerTrainer(Trainer):  # type: ignore[misc]
-        def compute_loss(self, model: Any, inputs: dict[str, Any], return_outputs: bool = False,
-                         num_items_in_batch: Any = None) -> Any:
-            if "labels" not in inputs or not keeps_logits(model):
-                return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
-            loss, outputs = labelled_loss(model, inputs, num_items_in_batch)
-            if (self.args.average_tokens_across_devices and self.model_accepts_loss_kwargs
-                    and num_items_in_batch is not None):
-                loss = loss * self.accelerator.num_processes  # as Trainer's own loss does
-            return (loss, outputs) if return_outputs else loss
-
-    return AnswerTrainer
-
-
-def _length_grouping() -> dict[str, Any]:
-    """Batches of examples of about the same length: a batch is padded to its longest example,
-    and a knowledge base's examples differ several-fold in length (a one-line FAQ answer beside
-    three long passages). Renamed in transformers 5."""
-    import inspect
-
-    from transformers import TrainingArguments
-
-    known = inspect.signature(TrainingArguments.__init__).parameters
-    if "train_sampling_strategy" in known:
-        return {"train_sampling_strategy": "group_by_length"}
-    return {"group_by_length": True}
 
 
 def _per_epoch(history: list[dict[str, Any]]) -> list[dict[str, float]]:
@@ -404,7 +347,7 @@ def _search(
 
     search_args = args.__class__(**{**args.to_dict(), "load_best_model_at_end": False,
                                     "save_strategy": "no"})
-    trainer = _trainer_class()(
+    trainer = trainer_class()(
         model_init=lambda trial=None: _load_model(options.base, options.lora),
         args=search_args,
         train_dataset=train_set,
@@ -444,41 +387,3 @@ def _save(model: Any, tokenizer: Any, options: TrainOptions, report: TrainReport
         json.dumps(report.to_dict(), indent=2) + "\n", encoding="utf-8"
     )
     (out / "README.md").write_text(model_card(report), encoding="utf-8")
-
-
-def model_card(report: TrainReport) -> str:
-    rows = "\n".join(
-        f"| {e['epoch']} | {e.get('train_loss', '')} | {e.get('validation_loss', '')} | "
-        f"{e.get('validation_perplexity', '')} |"
-        for e in report.epochs
-    )
-    counts = ", ".join(f"{v} {k}" for k, v in sorted(report.examples.items())) or "n/a"
-    hp = ", ".join(f"{k}={v}" for k, v in report.hyperparameters.items())
-    tokens = report.example_tokens
-    return f"""---
-base_model: {report.base}
-library_name: transformers
-tags: [support-chatbot, fine-tuned]
----
-
-# Support Chatbot answer model
-
-Fine-tuned by `chatbot train` on {datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")} to answer
-customers from the passages the retriever finds, in the serving prompt layout.
-
-- Base model: `{report.base}`
-- Knowledge-base version: {report.kb_version}
-- Training data: {report.train_examples} training and {report.validation_examples} validation
-  examples ({counts}); {report.dropped_too_long} dropped as too long
-- Hyper-parameters: {hp}
-- Tokens per example: {tokens.get("mean")} on average, {tokens.get("max")} at most
-- Device: {report.device} ({report.precision}, {report.threads} threads),
-  {report.processes} process(es); {report.seconds} s
-- Final validation loss: {report.validation_loss}; perplexity: {report.validation_perplexity}
-
-| epoch | train loss | validation loss | validation perplexity |
-|---|---|---|---|
-{rows}
-
-Serve it with `CHATBOT_MODEL={report.output} chatbot serve`.
-"""
