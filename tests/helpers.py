@@ -1,4 +1,4 @@
-"""Paths of the test fixtures and helpers to run the installed ``chatbot`` command."""
+"""Paths of the test fixtures, helpers to run the installed ``chatbot`` command, a test clock."""
 
 from __future__ import annotations
 
@@ -48,3 +48,13 @@ def assert_user_error(proc: subprocess.CompletedProcess[str], *needles: str) -> 
     assert proc.stderr.strip(), "the error message belongs on stderr"
     for needle in needles:
         assert needle in proc.stderr, (needle, proc.stderr)
+
+
+class Clock:
+    """A clock that moves only when a test moves it (``clock.now += seconds``)."""
+
+    def __init__(self, now: float = 1000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
