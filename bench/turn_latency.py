@@ -118,6 +118,10 @@ def main(argv: list[str] | None = None) -> int:
         "--no-prefix-cache", action="store_true", help="CHATBOT_PREFIX_CACHE=false for our turns"
     )
     parser.add_argument(
+        "--prefill-dtype", choices=("auto", "float32", "bfloat16"), default="auto",
+        help="CHATBOT_PREFILL_DTYPE for our turns (default auto); the baseline is float32",
+    )
+    parser.add_argument(
         "--baseline-main-thread", action="store_true",
         help="run the baseline generate in the main thread (default: on the compute thread, "
         "where LocalGenerator generates; see knowledge/compute.py)",
@@ -150,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
         settings = Settings(
             data_dir=Path(tmp), database_url="", demo_kb=True, generator="local",
             torch_threads=args.threads, max_new_tokens=args.max_new_tokens,
-            prefix_cache=not args.no_prefix_cache,
+            prefix_cache=not args.no_prefix_cache, prefill_dtype=args.prefill_dtype,
             **({} if args.prompt_lookup is None else {"prompt_lookup_tokens": args.prompt_lookup}),
         )
         t0 = time.perf_counter()
@@ -167,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
             f"demo KB index {t_index:.1f} s, warm-up {t_warm:.1f} s; torch threads now "
             f"{torch.get_num_threads()}; prefix cache "
             f"{len(lm.prefix) if lm.prefix is not None else 'off'} tokens; prompt lookup "
-            f"{lm.prompt_lookup_tokens or 'off'}"
+            f"{lm.prompt_lookup_tokens or 'off'}; prefill {lm.prefill_dtype}"
         )
 
         fast_chat = services.chat

@@ -156,6 +156,12 @@ class Settings(BaseSettings):
         True, description="Reuse the model's key/value cache of the prompt prefix every turn "
         "shares (chat template and system prompt) instead of recomputing it each turn."
     )
+    prefill_dtype: Literal["auto", "float32", "bfloat16"] = Field(
+        "auto",
+        description="Precision in which the local model reads a turn's prompt before it "
+        "answers in float32: auto (bfloat16 on CPUs with AMX, where the first token comes "
+        "about twice as fast; float32 elsewhere and on GPUs), float32 or bfloat16.",
+    )
     prompt_lookup_tokens: int = Field(
         0, ge=0, le=64,
         description="Prompt lookup decoding: tokens drafted by copying from the prompt and "

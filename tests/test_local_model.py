@@ -110,3 +110,26 @@ def test_the_repetition_penalty_spares_the_words_of_the_prompt(bundled_lm, messa
     assert scores[0, said] == pytest.approx(1 / 1.5)
     assert "logits_processor" not in bundled_lm.generate_kwargs(
         inputs, GenerationParams(repetition_penalty=1.0))
+
+
+def test_bfloat16_prefill_fills_the_cache_in_float32_and_keeps_the_first_token(
+    bundled_lm, messages
+):
+    import torch
+
+    from chatbot.generation.prefill import BFloat16Prefill, resolve_prefill_dtype
+
+    assert resolve_prefill_dtype("auto", "cuda") == "float32"
+    assert resolve_prefill_dtype("float32", "cpu") == "float32"
+    prefill = BFloat16Prefill(bundled_lm.model)
+    assert prefill.megabytes() > 100  # the decoder's linear weights, 2 bytes each
+    ids = bundled_lm.prompt_ids(messages)["input_ids"][0].tolist()
+    cache = prefill.extend(None, ids)
+    assert cache.get_seq_length() == len(ids) - 1
+    assert all(layer.keys.dtype == torch.float32 for layer in cache.layers)
+    assert prefill.extend(None, ids[:10]) is None  # too short to be worth it
+    with torch.inference_mode():
+        fast = bundled_lm.model(input_ids=torch.tensor([ids[-1:]]), cache=cache).logits[0, -1]
+        plain = bundled_lm.model(input_ids=torch.tensor([ids])).logits[0, -1]
+    assert fast.argmax() == plain.argmax()
+    assert torch.allclose(fast.softmax(-1), plain.softmax(-1), atol=0.02)

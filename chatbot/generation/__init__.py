@@ -27,6 +27,7 @@ def make_generator(settings: Settings) -> Generator:
         threads=settings.torch_threads,
         prompt_lookup_tokens=settings.prompt_lookup_tokens,
         prefix_cache=settings.prefix_cache,
+        prefill_dtype=settings.prefill_dtype,
         queue_timeout=settings.generation_queue_timeout,
     )
 

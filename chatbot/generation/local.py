@@ -7,7 +7,8 @@ that runs on CPU only.
 Prompts go through the model's own chat template. One generation runs at a time per model,
 in arrival order (``generation.queue``), on the process's compute thread
 (``knowledge.compute``); tokens stream through ``TextIteratorStreamer``. Each generation
-starts from the cached prompt prefix every turn shares (``generation.prefix_cache``), and with
+starts from the cached prompt prefix every turn shares (``generation.prefix_cache``); on CPUs
+with AMX the rest of the prompt is read in bfloat16 (``generation.prefill``); and with
 ``prompt_lookup_tokens`` it drafts tokens by copying from the prompt (prompt lookup decoding:
 the model checks a whole draft in one forward pass; greedy output is the same up to float
 rounding), which suits answers that quote their passages.
@@ -24,6 +25,7 @@ from typing import Any
 
 from chatbot.errors import ModelUnavailable
 from chatbot.generation.base import ChatMessages, GenerationParams
+from chatbot.generation.prefill import BFloat16Prefill, resolve_prefill_dtype
 from chatbot.generation.prefix_cache import PrefixCache, cache_kwarg
 from chatbot.generation.queue import FairQueue
 from knowledge import compute
@@ -132,6 +134,7 @@ class LocalGenerator:
         threads: int = 0,
         prompt_lookup_tokens: int = 0,
         prefix_cache: bool = True,
+        prefill_dtype: str = "auto",
         queue_timeout: float | None = None,
     ) -> None:
         import torch
@@ -155,6 +158,11 @@ class LocalGenerator:
         self.name = BUNDLED_NAME if model == BUNDLED else model
         self.prompt_lookup_tokens = prompt_lookup_tokens
         self.prefix = PrefixCache(self.model) if prefix_cache else None
+        # The int8 layers of a quantized model take float32 only.
+        quantized = is_quantized(resolve_model(model)[0])
+        self.prefill_dtype = "float32" if quantized else resolve_prefill_dtype(
+            prefill_dtype, self.device)
+        self.prefill = BFloat16Prefill(self.model) if self.prefill_dtype == "bfloat16" else None
         self.queue = FairQueue(queue_timeout)
 
     def warm_up(self, samples: list[ChatMessages]) -> None:
@@ -218,10 +226,12 @@ class LocalGenerator:
         def work() -> None:
             try:
                 kwargs = self.generate_kwargs(inputs, params)
-                if self.prefix is not None:
-                    cache = self.prefix.cache_for(inputs["input_ids"][0].tolist())
-                    if cache is not None:
-                        kwargs[cache_kwarg()] = cache
+                ids = inputs["input_ids"][0].tolist()
+                cache = self.prefix.cache_for(ids) if self.prefix is not None else None
+                if self.prefill is not None:
+                    cache = self.prefill.extend(cache, ids)
+                if cache is not None:
+                    kwargs[cache_kwarg()] = cache
                 with torch.inference_mode():
                     torch.manual_seed(params.seed)
                     self.model.generate(
