@@ -144,7 +144,8 @@ class LocalGenerator:
         if threads:
             compute.configure(threads)
         self.device = pick_device(device)
-        if self.device != "cpu" and is_quantized(resolve_model(model)[0]):
+        quantized = is_quantized(resolve_model(model)[0])
+        if self.device != "cpu" and quantized:
             log.warning("%s is int8-quantized for CPU; serving it on the CPU", model)
             self.device = "cpu"
         dtype = torch.bfloat16 if self.device.startswith("cuda") else torch.float32
@@ -159,7 +160,6 @@ class LocalGenerator:
         self.prompt_lookup_tokens = prompt_lookup_tokens
         self.prefix = PrefixCache(self.model) if prefix_cache else None
         # The int8 layers of a quantized model take float32 only.
-        quantized = is_quantized(resolve_model(model)[0])
         self.prefill_dtype = "float32" if quantized else resolve_prefill_dtype(
             prefill_dtype, self.device)
         self.prefill = BFloat16Prefill(self.model) if self.prefill_dtype == "bfloat16" else None

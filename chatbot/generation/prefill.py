@@ -14,7 +14,8 @@ every weight on every pass, which costs what the faster kernels save (measured: 
 output layer is not run at all: the prompt's logits are not needed.
 
 Greedy output can differ from an all-float32 run where two tokens are nearly tied, as any
-change of kernel can; bench/turn_latency.py and ``chatbot eval`` compare both.
+change of kernel can; compare with ``CHATBOT_PREFILL_DTYPE=float32`` (``chatbot eval``) or
+``bench/turn_latency.py --prefill-dtype float32``.
 """
 
 from __future__ import annotations
