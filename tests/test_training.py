@@ -1,4 +1,5 @@
-"""Fine-tuning the answer model: training data, the label mask, and real training runs.
+"""Fine-tuning the answer model: the label mask, the labelled-positions loss, and real training
+runs (the training examples are in test_training_examples.py).
 
 Mechanics (DDP, LoRA, search) run on a tiny Llama model built from a config with the bundled
 SmolLM2 tokenizer and chat template, so they take seconds; one test trains the real SmolLM2 for
@@ -20,16 +21,7 @@ import torch
 from helpers import TINY_FAQ, assert_user_error, run_cli
 
 from chatbot.errors import InvalidInput
-from chatbot.prompts import HANDOFF_REPLY
 from chatbot.training.arguments import resolve_precision
-from chatbot.training.data import (
-    DataOptions,
-    ExampleSet,
-    PromptShape,
-    answer_check,
-    build_examples,
-    read_conversations,
-)
 from chatbot.training.tokens import IGNORE, Collator, encode_chat
 from chatbot.training.trainer import TrainOptions
 from knowledge import compute
@@ -138,135 +130,6 @@ def test_the_loss_from_labelled_logits_only_is_the_models_own_loss(tokenizer: An
         again = [p.grad for p in wrapped.parameters() if p.requires_grad]
         assert all(torch.allclose(a, b, rtol=1e-4, atol=1e-7) for a, b in zip(grads, again,
                                                                             strict=True))
-
-
-# --- training examples ------------------------------------------------------------------
-
-
-def _shape(services: Any) -> PromptShape:
-    return PromptShape.from_settings(services.settings, services.chat.generator.count_tokens)
-
-
-def _examples(services: Any, **options: Any) -> ExampleSet:
-    version = services.retriever.index().version
-    return build_examples(
-        services.knowledge.published(version),
-        lambda q, k: services.retriever.search(q, k),
-        _shape(services),
-        DataOptions(**options),
-    )
-
-
-def test_training_prompts_are_the_prompts_serving_sends(make_services: Any) -> None:
-    services = make_services(fast_path_threshold=2.0)  # every answer goes through the model
-    examples = _examples(services, abstain_share=0, followup_share=0)
-    question = "When will I get my refund?"
-    cid = services.chat.start_conversation()
-    result = services.chat.send_message(cid, question)
-    assert result.decision == "answer"
-    served = services.chat.generator.prompts[-1]
-    trained = [ex for ex in examples.examples if ex.messages[-2]["content"] == question]
-    assert len(trained) == 1
-    assert trained[0].messages[:-1] == served
-    assert trained[0].messages[-1]["role"] == "assistant"
-
-
-def test_examples_cover_answers_abstentions_and_follow_ups(make_services: Any) -> None:
-    services = make_services()
-    examples = _examples(services, abstain_share=1.0, followup_share=1.0, seed=3)
-    counts = examples.counts()
-    assert counts["answer"] > 0 and counts["abstain"] > 0 and counts["followup"] > 0
-    entries = {e.id: e for e in services.knowledge.published() if e.kind == "faq"}
-    for ex in examples.examples:
-        system, target = ex.messages[0]["content"], ex.messages[-1]["content"]
-        if ex.kind in ("answer", "followup"):
-            assert target == entries[ex.group].answer
-            assert f"[{ex.group}]" in system  # the answer is in the passages shown
-        if ex.kind == "abstain":
-            assert target == HANDOFF_REPLY
-            assert f"[{ex.group}]" not in system  # ...and here it is not
-        if ex.kind == "followup":
-            assert [m["role"] for m in ex.messages] == [
-                "system", "user", "assistant", "user", "assistant"
-            ]
-
-
-def test_no_abstain_example_where_other_passages_state_the_answer(make_services: Any,
-                                                                  tiny_records: list[Any]) -> None:
-    """A document that repeats an FAQ entry: "I can't answer" beside its facts is a wrong label,
-    and it taught the demo model to abstain where it should answer."""
-    from knowledge.records import Entry
-
-    refund = next(r for r in tiny_records if getattr(r, "id", "") == "refund-time")
-    copy = Entry(id="refund-copy", question="How are refunds paid out?", answer=refund.answer)
-    services = make_services(records=[*tiny_records, copy])
-    options = DataOptions(abstain_share=1.0, followup_share=0, seed=3)
-    version = services.retriever.index().version
-    args = (services.knowledge.published(version),
-            lambda q, k: services.retriever.search(q, k), _shape(services), options)
-    plain = build_examples(*args)
-    checked = build_examples(*args, states_answer=answer_check(
-        services.embedder.embed_sentences, services.settings.grounding_threshold,
-        _shape(services).min_score,
-    ))
-
-    twin = {"refund-time": "[refund-copy]", "refund-copy": "[refund-time]"}
-
-    def refund_abstains(examples: ExampleSet) -> list[Any]:
-        return [ex for ex in examples.examples if ex.kind == "abstain"
-                and ex.group in twin and twin[ex.group] in ex.messages[0]["content"]]
-
-    assert refund_abstains(plain), "without the check, the copy's passage makes a wrong label"
-    assert not refund_abstains(checked)
-    assert checked.skipped_abstain >= len(refund_abstains(plain))
-    assert checked.counts()["answer"] == plain.counts()["answer"]
-
-
-def test_validation_split_keeps_each_entry_on_one_side(make_services: Any) -> None:
-    examples = _examples(make_services(), abstain_share=1.0)
-    train, val = examples.split(0.3, seed=1)
-    assert train and val
-    assert not {ex.group for ex in train} & {ex.group for ex in val}
-    assert len(train) + len(val) == len(examples.examples)
-    with pytest.raises(Exception, match="validation-split"):
-        examples.split(1.0, seed=1)
-
-
-def test_rated_up_replies_from_exported_conversations(tmp_path: Path, make_services: Any) -> None:
-    export = tmp_path / "conversations.jsonl"
-    rows = [
-        {"id": "c1", "messages": [
-            {"role": "user", "content": "hello"},
-            {"role": "assistant", "content": "Hi! How can I help?"},
-            {"role": "user", "content": "When will I get my refund?"},
-            {"role": "assistant", "content": "Within 5 business days.", "rating": "up"},
-            {"role": "user", "content": "thanks"},
-            {"role": "assistant", "content": "You're welcome!", "rating": "down"},
-        ]},
-    ]
-    export.write_text("\n".join(json.dumps(r) for r in rows) + "\n", encoding="utf-8")
-    exchanges = read_conversations(export)
-    assert len(exchanges) == 1
-    assert exchanges[0].question == "When will I get my refund?"
-    assert exchanges[0].history == (("user", "hello"), ("assistant", "Hi! How can I help?"))
-    services = make_services()
-    version = services.retriever.index().version
-    built = build_examples(
-        services.knowledge.published(version),
-        lambda q, k: services.retriever.search(q, k),
-        _shape(services),
-        DataOptions(abstain_share=0, followup_share=0),
-        exchanges,
-    )
-    chats = [ex for ex in built.examples if ex.kind == "conversation"]
-    assert len(chats) == 1
-    assert [m["content"] for m in chats[0].messages[1:]] == [
-        "hello", "Hi! How can I help?", "When will I get my refund?", "Within 5 business days."
-    ]
-
-    export.write_text('{"id": "c2"}\n', encoding="utf-8")
-    with pytest.raises(Exception, match=r"conversations.jsonl:1: .*'messages'"):
-        read_conversations(export)
 
 
 # --- training runs ----------------------------------------------------------------------
