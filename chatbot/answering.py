@@ -78,14 +78,16 @@ def answer(
         with closing(sentences_of(recorded(generator.stream(messages, params), pieces))) as produced:
             # Each finished sentence is checked before the customer sees it.
             for sentence in produced:
+                if streamed and cut_off(chat, sentence, pieces, params):
+                    break  # the answer so far ends where its last whole sentence does
                 if blocked(chat, sentence, texts) or not support.check(sentence).grounded:
+                    grounded = False
                     break
                 streamed.append(sentence)
                 yield Delta(sentence if len(streamed) == 1 else " " + sentence)
-            else:
-                if streamed:
-                    return (" ".join(streamed), True, "generated", generator.name,
-                            count_tokens(chat, pieces))
+            if streamed and grounded is None:
+                return (" ".join(streamed), True, "generated", generator.name,
+                        count_tokens(chat, pieces))
             grounded, model = False, generator.name
     except Exception as exc:  # the model failed: the knowledge base answers instead
         if isinstance(exc, ChatbotError):  # expected (busy, unreachable): its message says why
@@ -97,6 +99,18 @@ def answer(
     text = grounding.fallback_text(question, top.kind, top.text, embed)
     yield Reset(text)
     return text, grounded, "fallback", model, count_tokens(chat, pieces)
+
+
+def cut_off(chat: ChatService, sentence: str, pieces: list[str], params: GenerationParams) -> bool:
+    """Is ``sentence`` the unfinished rest of a reply that ran out of tokens?
+
+    Finished sentences end in . ! or ?, so one that does not is the stream's rest; it is cut
+    off when the reply used (nearly) its whole token budget: re-counting decoded text can come
+    out a token or two short of what was generated. Without it a long answer would end
+    mid-sentence ("Wash your hands with soap and")."""
+    if sentence.rstrip("\"')]*").endswith((".", "!", "?")):
+        return False
+    return count_tokens(chat, pieces) >= params.max_new_tokens - 2
 
 
 def blocked(chat: ChatService, sentence: str, passages: list[str]) -> bool:

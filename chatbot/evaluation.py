@@ -164,11 +164,13 @@ def run_eval(
     fast_path: bool | None = None,
     limit: int | None = None,
     progress: Callable[[int], None] | None = None,
+    on_case: Callable[[dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
     """The report of CONTRACT.md; with several ``models``, ``{"models": {name: report}}``.
 
     ``fast_path`` (default: off when generating) keeps or disables the serving fast path;
-    ``limit`` evaluates the first cases only.
+    ``limit`` evaluates the first cases only; ``on_case`` gets each case's outcome
+    (``case_row``), model by model.
     """
     from chatbot.eval_generation import (
         RecordingGenerator,
@@ -198,14 +200,20 @@ def run_eval(
             services.retriever.index()  # and its calibration: fitted before any case runs
             operating = services.chat.calibration_report()
             if retrieval_only:
-                report = metrics(cases, run_cases(services.chat, cases, progress=progress))
-                return {**report, "calibration": operating}
+                results = run_cases(services.chat, cases, progress=progress)
+                for case, result in zip(cases, results, strict=True):
+                    if on_case is not None:
+                        on_case(case_row(None, case, result))
+                return {**metrics(cases, results), "calibration": operating}
             answers = reference_answers(records)
             for name in names:
                 generator = RecordingGenerator(load(local, name))
                 chat = replace(services.chat, generator=generator)
                 scorer = ReferenceScorer.for_generator(chat, generator.inner)
                 results = run_cases(chat, cases, progress=progress, scorer=scorer, answers=answers)
+                for case, result in zip(cases, results, strict=True):
+                    if on_case is not None:
+                        on_case(case_row(name, case, result))
                 report = metrics(cases, results)
                 report["generation"] = generation_metrics(
                     cases, results, answers,
@@ -219,6 +227,27 @@ def run_eval(
         finally:
             services.engine.dispose()
     return reports[names[0]] if len(names) == 1 else {"models": reports}
+
+
+def case_row(model: str | None, case: Case, result: dict[str, Any]) -> dict[str, Any]:
+    """One case's outcome, for reading what failed: whether it passed, where the expected entry
+    ranked, the reply, and (generating) the model's own words and whether they held up."""
+    row: dict[str, Any] = {
+        "query": case.query,
+        "expected_id": case.expected_id,
+        "passed": case_passes(case, result),
+        "decision": result["decision"],
+        "rank": entry_ranks(result["sources"]).get(case.expected_id) if case.expected_id else None,
+        "sources": [s["id"] for s in result["sources"]],
+        "text": result["text"],
+        "latency_ms": round(result["latency_ms"], 1),
+    }
+    if case.history:
+        row["history"] = case.history
+    if model is not None:
+        row = {"model": model, **row, "model_text": result.get("model_text"),
+               "grounded": result.get("grounded"), "fallback": result.get("fallback")}
+    return row
 
 
 def run_cases(

@@ -73,6 +73,28 @@ def test_cli_eval_reports_every_metric_and_leaves_the_live_dir_alone(tmp_path):
         assert 0.0 <= point[key] <= 1.0, key
 
 
+def test_cli_eval_writes_each_case_and_refuses_a_path_it_cannot_write(tmp_path):
+    cases = tmp_path / "cases.jsonl"
+    proc = run_cli("eval", "--kb", str(TINY_FAQ), "--kb", str(CARE_GUIDE), "--queries",
+                   str(QUERIES), "--retrieval-only", "--cases", str(cases), data=tmp_path / "d")
+    assert proc.returncode == 0, proc.stderr
+    rows = [json.loads(line) for line in cases.read_text().splitlines()]
+    expected = [json.loads(line) for line in QUERIES.read_text().splitlines() if line.strip()]
+    assert [r["query"] for r in rows] == [e["query"] for e in expected]
+    for row, case in zip(rows, expected, strict=True):
+        assert row["expected_id"] == case["expected_id"]
+        assert row["decision"] in ("answer", "clarify", "handoff") and "model" not in row
+        if case["expected_id"] is None:
+            assert row["rank"] is None and row["passed"] == (row["decision"] != "answer")
+        else:  # every in-scope query ranks its entry in the first five (the test above)
+            assert 1 <= row["rank"] <= 5
+    assert any(r.get("history") for r in rows)  # the follow-up keeps its history
+
+    proc = run_cli("eval", "--kb", str(TINY_FAQ), "--queries", str(QUERIES), "--retrieval-only",
+                   "--cases", str(tmp_path / "no-such-dir" / "c.jsonl"), data=tmp_path / "d")
+    assert_user_error(proc, "no-such-dir", "cannot write the cases file")
+
+
 def test_cli_eval_bad_queries_file_exits_2(tmp_path):
     queries = tmp_path / "q.jsonl"
     queries.write_text('{"query": "hi", "expected_id": null}\n{"query": \n')
@@ -274,6 +296,7 @@ def test_eval_scores_each_model_on_one_import(tmp_path, monkeypatch, shared_embe
         queries,
         models=["echo", "inventor", "echo"],
         load=load,
+        on_case=(rows := []).append,
     )
     assert set(report) == {"models"} and list(report["models"]) == ["echo", "inventor"]
     assert loaded == ["echo", "inventor"] and len(saves) == 1
@@ -292,6 +315,16 @@ def test_eval_scores_each_model_on_one_import(tmp_path, monkeypatch, shared_embe
     assert echo["generation"]["bleu"] == inventor["generation"]["bleu"] == 100.0
     assert echo["generation"]["token_f1_generated"] == 1.0
     assert inventor["generation"]["token_f1_generated"] < 0.3
+    # Each case's outcome, model by model: what the inventor said, and that it fell back.
+    assert [(r["model"], r["query"][:8]) for r in rows] == [
+        (m, q) for m in ("echo", "inventor") for q in ("How do I", "Which pa", "who won ")]
+    invented = rows[3]
+    assert (invented["expected_id"], invented["passed"], invented["rank"]) == (
+        "reset-password", True, 1)
+    assert invented["model_text"] == "Links last 99 hours."
+    assert (invented["grounded"], invented["fallback"]) == (False, True)
+    assert invented["text"] == rows[0]["text"] != invented["model_text"]
+    assert rows[5]["decision"] == "handoff" and rows[5]["model_text"] is None
 
 
 def test_perplexity_prompt_is_the_serving_prompt(make_services):

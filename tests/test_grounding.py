@@ -174,6 +174,36 @@ def test_grounded_reply_is_kept(make_services):
     assert (result.text, result.grounded, result.fallback) == (reply, True, False)
 
 
+def test_a_reply_cut_off_by_its_token_budget_ends_at_its_last_whole_sentence(make_services):
+    generator = ScriptedGenerator()
+    services = make_services(generator, fast_path_threshold=1.5, max_new_tokens=20)
+    whole = "Delivery to Canada takes 7 to 10 business days after dispatch."
+    # The scripted generator stops at 20 tokens (a word of n letters counts n // 4), mid-way
+    # through the second sentence.
+    generator.enqueue(f"{whole} Delivery to Canada costs £18 and the parcel is tracked all the way.")
+    events = list(services.chat.stream_message(
+        services.chat.start_conversation(), "How long does delivery to Canada take?"))
+    result = events[-1].result
+    assert (result.text, result.grounded, result.fallback) == (whole, True, False)
+    assert "".join(e.text for e in events if isinstance(e, Delta)) == whole
+
+    # A sentence finished with the budget's last token is kept.
+    generator.enqueue(f"{whole} Delivery to Canada costs £18.")
+    result = services.chat.send_message(
+        services.chat.start_conversation(), "How long does delivery to Canada take?")
+    assert result.text == f"{whole} Delivery to Canada costs £18."
+
+
+def test_a_reply_that_ends_without_a_full_stop_is_kept_whole(make_services):
+    generator = ScriptedGenerator()
+    services = make_services(generator, fast_path_threshold=1.5)
+    reply = "Delivery to Canada takes 7 to 10 business days after dispatch. Delivery to Canada costs £18"
+    generator.enqueue(reply)
+    result = services.chat.send_message(
+        services.chat.start_conversation(), "How long does delivery to Canada take?")
+    assert (result.text, result.grounded) == (reply, True)
+
+
 def test_ungrounded_reply_about_a_document_falls_back_to_its_sentences(make_services):
     generator = ScriptedGenerator()
     services = make_services(

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import click
 
 from chatbot.cli import emit_json, load_settings, main, quiet_libraries
+from chatbot.errors import InvalidInput
 
 
 @main.group()
@@ -59,6 +64,9 @@ def db_upgrade() -> None:
               help="Evaluate the first N cases only.")
 @click.option("--report", "report_path", type=click.Path(path_type=Path, dir_okay=False),
               help="Also write a report with a plot per metric (.md: Markdown, else HTML).")
+@click.option("--cases", "cases_path", type=click.Path(path_type=Path, dir_okay=False),
+              help="Also write each case's outcome as JSONL (with several models, one line "
+              "per case and model): passed, rank, reply, the model's own words, grounded.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def eval_(
     kb_files: tuple[Path, ...],
@@ -68,6 +76,7 @@ def eval_(
     fast_path: bool | None,
     limit: int | None,
     report_path: Path | None,
+    cases_path: Path | None,
     as_json: bool,
 ) -> None:
     """Evaluate on a throwaway data dir (the live one is untouched)."""
@@ -85,7 +94,11 @@ def eval_(
     quiet_libraries()
     settings = load_settings()
     total = len(read_cases(queries)[:limit]) * (1 if retrieval_only else len(names))
-    with tqdm(total=total, desc="eval", unit="case", file=click.get_text_stream("stderr")) as bar:
+    with contextlib.ExitStack() as stack:
+        # Opened first: a bad path fails before an hour of evaluation, not after it.
+        on_case = None if cases_path is None else _jsonl_writer(stack, cases_path)
+        bar = stack.enter_context(
+            tqdm(total=total, desc="eval", unit="case", file=click.get_text_stream("stderr")))
         report = run_eval(
             settings,
             list(kb_files),
@@ -95,6 +108,7 @@ def eval_(
             fast_path=fast_path,
             limit=limit,
             progress=bar.update,
+            on_case=on_case,
         )
     if report_path is not None:
         command = shlex.join(["chatbot", *sys.argv[1:]])
@@ -105,3 +119,17 @@ def eval_(
         return
     for line in text_lines(report, names[0]):
         click.echo(line)
+
+
+def _jsonl_writer(stack: contextlib.ExitStack, path: Path) -> Callable[[dict[str, Any]], None]:
+    """Writes one JSON object a line to ``path``, flushed, so a run cut short keeps its lines."""
+    try:
+        out = stack.enter_context(path.open("w", encoding="utf-8"))
+    except OSError as exc:
+        raise InvalidInput(f"{path}: cannot write the cases file ({exc.strerror}).") from None
+
+    def write(row: dict[str, Any]) -> None:
+        out.write(json.dumps(row, ensure_ascii=False) + "\n")
+        out.flush()
+
+    return write
