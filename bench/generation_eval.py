@@ -6,7 +6,8 @@ Writes the eval set (``bench/demo_heldout.py`` or ``bench/covid_to_kb.py``), kee
     chatbot eval --kb ... --queries <sample> --model default --model DIR ... --report R --json
 
 with CHATBOT_DATA_DIR on a temporary folder, and keeps the JSON and the Markdown report (a plot
-per metric) in ``bench/out/<set>/``.
+per metric) in ``bench/out/<set>/``, with each case's outcome (``--cases``:
+the model's own words, grounded or not) in ``generation-cases.jsonl``.
 
     .venv/bin/python bench/generation_eval.py --set demo --model data/models/answer-v1
     .venv/bin/python bench/generation_eval.py --set covid --model /tmp/covid-tuned --every 3
@@ -52,10 +53,11 @@ def main(argv: list[str] | None = None) -> int:
     sample = queries.with_name(f"queries-every{args.every}.jsonl")
     sample.write_text("\n".join(lines) + "\n", encoding="utf-8")
     report = OUT / args.set / "generation.md"
+    cases = OUT / args.set / "generation-cases.jsonl"
     cmd = [str(REPO / ".venv" / "bin" / "chatbot"), "eval",
            *[a for f in kb_files for a in ("--kb", str(f))], "--queries", str(sample),
            *[a for m in ["default", *args.model] for a in ("--model", m)],
-           "--report", str(report), "--json"]
+           "--report", str(report), "--cases", str(cases), "--json"]
     print(f"{len(lines)} cases; running: {' '.join(cmd)}", flush=True)
     with tempfile.TemporaryDirectory(prefix=f"bench-generation-{args.set}-") as tmp:
         env = {**os.environ, "CHATBOT_DATA_DIR": tmp, "CHATBOT_DEMO_KB": "false"}
@@ -73,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{g['rouge_l_generated']}, grounded {g['grounded_rate']}, fallback "
               f"{g['fallback_rate']}, through the model {g['n_model']} of {g['n']}, latency "
               f"{g['latency_ms']}")
-    print(f"report: {report}")
+    print(f"report: {report}; each case's outcome: {cases}")
     return 0
 
 
