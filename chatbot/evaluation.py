@@ -200,20 +200,16 @@ def run_eval(
             services.retriever.index()  # and its calibration: fitted before any case runs
             operating = services.chat.calibration_report()
             if retrieval_only:
-                results = run_cases(services.chat, cases, progress=progress)
-                for case, result in zip(cases, results, strict=True):
-                    if on_case is not None:
-                        on_case(case_row(None, case, result))
+                results = run_cases(services.chat, cases, progress=progress,
+                                    on_case=_rows_to(on_case, None))
                 return {**metrics(cases, results), "calibration": operating}
             answers = reference_answers(records)
             for name in names:
                 generator = RecordingGenerator(load(local, name))
                 chat = replace(services.chat, generator=generator)
                 scorer = ReferenceScorer.for_generator(chat, generator.inner)
-                results = run_cases(chat, cases, progress=progress, scorer=scorer, answers=answers)
-                for case, result in zip(cases, results, strict=True):
-                    if on_case is not None:
-                        on_case(case_row(name, case, result))
+                results = run_cases(chat, cases, progress=progress, scorer=scorer, answers=answers,
+                                    on_case=_rows_to(on_case, name))
                 report = metrics(cases, results)
                 report["generation"] = generation_metrics(
                     cases, results, answers,
@@ -250,6 +246,14 @@ def case_row(model: str | None, case: Case, result: dict[str, Any]) -> dict[str,
     return row
 
 
+def _rows_to(
+    on_case: Callable[[dict[str, Any]], None] | None, model: str | None
+) -> Callable[[Case, dict[str, Any]], None] | None:
+    if on_case is None:
+        return None
+    return lambda case, result: on_case(case_row(model, case, result))
+
+
 def run_cases(
     chat: Any,
     cases: Sequence[Case],
@@ -257,6 +261,7 @@ def run_cases(
     progress: Callable[[int], None] | None = None,
     scorer: Any = None,
     answers: dict[str, str] | None = None,
+    on_case: Callable[[Case, dict[str, Any]], None] | None = None,
 ) -> list[dict[str, Any]]:
     """One fresh conversation per case (its history replayed), answered as it would be live.
     With ``scorer``, the reference answer of each in-scope case is scored on the prompt the
@@ -276,6 +281,8 @@ def run_cases(
             result = {"decision": "handoff", "sources": [], "latency_ms": 0.0, "text": "",
                       "grounded": None, "fallback": False, "model": None}
         results.append(result)
+        if on_case is not None:  # as each case ends: a run cut short keeps what it did
+            on_case(case, result)
         if progress:
             progress(1)
     return results
