@@ -58,3 +58,19 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
+
+
+# The keys of a ``chatbot eval`` report that CONTRACT.md names.
+CONTRACT_KEYS = {
+    "n",
+    "n_in_scope",
+    "n_out_of_scope",
+    "recall@1",
+    "recall@5",
+    "mrr@10",
+    "in_scope_accuracy",
+    "oos_recall",
+    "overall_accuracy",
+    "decisions",
+    "latency_ms",
+}
