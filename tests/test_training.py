@@ -21,7 +21,7 @@ import torch
 from helpers import TINY_FAQ, assert_user_error, run_cli
 
 from chatbot.errors import InvalidInput
-from chatbot.training.arguments import resolve_precision
+from chatbot.training.arguments import micro_batches, resolve_precision
 from chatbot.training.tokens import IGNORE, Collator, encode_chat
 from chatbot.training.trainer import TrainOptions
 from knowledge import compute
@@ -152,6 +152,10 @@ def test_bad_options_are_refused_before_any_work(data_dir: Path) -> None:
         "--search",
     )
     assert_user_error(
+        run_cli("train", "--max-batch-tokens", "0", "--output", "x", data=data_dir),
+        "--max-batch-tokens must be at least 1",
+    )
+    assert_user_error(
         run_cli("train", "--base", str(data_dir / "missing.gguf"), "--output", "x",
                 data=data_dir),
         "missing.gguf",
@@ -176,6 +180,47 @@ def test_auto_precision_is_bf16_only_where_the_cpu_multiplies_it_natively(monkey
         resolve_precision("fp16", cuda=False)
     with pytest.raises(InvalidInput, match="--precision must be one of"):
         TrainOptions(base="bundled", output=Path("x"), precision="int4").check()
+
+
+@pytest.mark.parametrize(("batch", "longest", "budget", "expected"), [
+    (8, 735, 8192, (8, 1)),     # the demo KB: the whole batch in one pass
+    (8, 1531, 8192, (4, 2)),    # COVID-QA's long answers: two passes of four
+    (8, 5000, 4096, (1, 8)),    # an example over the budget still gets a pass of its own
+    (6, 1000, 4000, (3, 2)),    # the pass divides the batch: 3, not 4
+    (7, 1000, 4000, (1, 7)),
+])
+def test_a_step_is_split_into_passes_under_the_token_budget(
+        batch: int, longest: int, budget: int, expected: tuple[int, int]) -> None:
+    assert micro_batches(batch, longest, budget) == expected
+
+
+def test_accumulated_passes_train_as_one_batch_would(data_dir: Path, tiny_model: Path,
+                                                     tmp_path: Path) -> None:
+    """Two steps of 4 examples, in one pass each or in four passes of one: the same losses
+    and the same weights (a loss averaged per pass instead of over the step would differ)."""
+    from safetensors.torch import load_file
+
+    _import_tiny_kb(data_dir)
+    reports, weights = [], []
+    for budget in ("100000", "1"):
+        out = tmp_path / f"budget-{budget}"
+        proc = run_cli(
+            "train", "--base", str(tiny_model), "--output", str(out), "--max-steps", "2",
+            "--batch-size", "4", "--max-batch-tokens", budget, "--validation-split", "0",
+            "--precision", "fp32", "--json", data=data_dir,
+        )
+        assert proc.returncode == 0, proc.stderr
+        reports.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+        weights.append(load_file(out / "model.safetensors"))
+    whole, split = (r["hyperparameters"] for r in reports)
+    assert (whole["examples_per_pass"], whole["gradient_accumulation_steps"]) == (4, 1)
+    assert (split["examples_per_pass"], split["gradient_accumulation_steps"]) == (1, 4)
+    assert reports[1]["train_loss"] == pytest.approx(reports[0]["train_loss"], rel=1e-3)
+    start = load_file(tiny_model / "model.safetensors")
+    moved = [name for name in start if not torch.equal(start[name], weights[0][name])]
+    assert moved, "training changed the weights"
+    for name in moved:
+        assert torch.allclose(weights[0][name], weights[1][name], rtol=1e-3, atol=1e-6), name
 
 
 def test_lora_training_writes_a_merged_model_that_loads(data_dir: Path, tiny_model: Path,

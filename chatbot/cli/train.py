@@ -18,7 +18,11 @@ from chatbot.cli import emit_json, load_settings, main, quiet_libraries
 @click.option("--epochs", type=float, default=3.0, show_default=True)
 @click.option("--learning-rate", type=float, default=None,
               help="Default 5e-5 (full fine-tuning) or 3e-4 (--lora).")
-@click.option("--batch-size", type=int, default=8, show_default=True)
+@click.option("--batch-size", type=int, default=8, show_default=True,
+              help="Examples per optimizer step.")
+@click.option("--max-batch-tokens", type=int, default=8192, show_default=True,
+              help="Most tokens (examples x longest example) one forward pass holds; a larger "
+              "--batch-size is reached by gradient accumulation, with the same loss.")
 @click.option("--max-steps", type=int, default=-1, help="Stop after this many steps (-1: epochs).")
 @click.option("--lora", is_flag=True, help="Train LoRA adapters (PEFT), merged on save.")
 @click.option("--validation-split", type=float, default=0.1, show_default=True,
@@ -44,6 +48,7 @@ def train(
     epochs: float,
     learning_rate: float | None,
     batch_size: int,
+    max_batch_tokens: int,
     max_steps: int,
     lora: bool,
     validation_split: float,
@@ -89,6 +94,7 @@ def train(
         epochs=epochs,
         learning_rate=learning_rate,
         batch_size=batch_size,
+        max_batch_tokens=max_batch_tokens,
         max_steps=max_steps,
         lora=lora,
         validation_split=validation_split,

@@ -51,3 +51,20 @@ def length_grouping() -> dict[str, Any]:
     if "train_sampling_strategy" in known:
         return {"train_sampling_strategy": "group_by_length"}
     return {"group_by_length": True}
+
+
+def micro_batches(batch_size: int, longest: int, max_batch_tokens: int) -> tuple[int, int]:
+    """(examples per forward pass, passes per optimizer step) for ``batch_size`` examples a step.
+
+    A forward pass holds activations for every token of its padded batch, so its memory grows
+    with examples x length: on a knowledge base with long answers (COVID-QA, up to 1,531
+    tokens) 8 examples a pass ran a 24 GB machine out of memory. The pass is kept to
+    ``max_batch_tokens`` tokens at the longest example's length, and the step is made up by
+    gradient accumulation; the pass size divides ``batch_size``, so the step is exactly
+    ``batch_size`` examples and, since the loss is summed over the step's labelled tokens
+    before dividing (``num_items_in_batch``), the same loss and gradient. An example longer
+    than the budget gets a pass of its own.
+    """
+    fits = max(1, max_batch_tokens // max(1, longest))
+    per_pass = max(n for n in range(1, batch_size + 1) if batch_size % n == 0 and n <= fits)
+    return per_pass, batch_size // per_pass

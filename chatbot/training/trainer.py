@@ -27,6 +27,7 @@ from chatbot.training.arguments import (
     PRECISIONS,
     checkpointing,
     length_grouping,
+    micro_batches,
     resolve_precision,
 )
 from chatbot.training.data import Example
@@ -54,6 +55,8 @@ class TrainOptions:
     epochs: float = 3.0
     learning_rate: float | None = None  # None: 5e-5 full, 3e-4 LoRA
     batch_size: int = 8
+    # Tokens one forward pass may hold (examples x padded length); see micro_batches.
+    max_batch_tokens: int = 8192
     max_steps: int = -1
     lora: bool = False
     validation_split: float = 0.1
@@ -70,6 +73,7 @@ class TrainOptions:
             (self.learning_rate is None or 0 < self.learning_rate < 1,
              "--learning-rate must be between 0 and 1"),
             (self.batch_size >= 1, "--batch-size must be at least 1"),
+            (self.max_batch_tokens >= 1, "--max-batch-tokens must be at least 1"),
             (self.max_steps == -1 or self.max_steps >= 1, "--max-steps must be at least 1"),
             (0 <= self.validation_split < 1, "--validation-split must be at least 0 and below 1"),
             (self.search >= 0, "--search must be 0 or more"),
@@ -212,14 +216,20 @@ def train(
     train_set, dropped = _encode(tokenizer, train_examples, options.max_length)
     val_set, dropped_val = _encode(tokenizer, validation_examples, options.max_length)
     has_val = len(val_set) > 0
+    if not train_set.rows:
+        raise InvalidInput(f"Every training example is longer than {options.max_length} tokens "
+                           "(CHATBOT_CONTEXT_TOKENS): none is left to train on.")
+    longest = max(len(row["input_ids"]) for row in [*train_set.rows, *val_set.rows])
+    per_pass, accumulation = micro_batches(options.batch_size, longest, options.max_batch_tokens)
     work = options.output / ".checkpoints"
     args = TrainingArguments(
         output_dir=str(work),
         num_train_epochs=options.epochs,
         max_steps=options.max_steps,
         learning_rate=options.rate,
-        per_device_train_batch_size=options.batch_size,
-        per_device_eval_batch_size=options.batch_size,
+        per_device_train_batch_size=per_pass,
+        gradient_accumulation_steps=accumulation,
+        per_device_eval_batch_size=per_pass,
         warmup_steps=0.05,
         weight_decay=0.0,
         lr_scheduler_type="linear",
@@ -278,6 +288,9 @@ def train(
             "learning_rate": rate,
             "epochs": epochs,
             "batch_size": options.batch_size,
+            "examples_per_pass": per_pass,
+            "gradient_accumulation_steps": accumulation,
+            "max_batch_tokens": options.max_batch_tokens,
             "max_steps": options.max_steps,
             "lora": options.lora,
             "seed": options.seed,
