@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from chatbot.training.trainer import TrainReport
+    from chatbot.training.report import TrainReport
 
 
 def model_card(report: TrainReport) -> str:

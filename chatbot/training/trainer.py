@@ -17,7 +17,7 @@ import os
 import shutil
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,7 @@ from chatbot.training.arguments import (
 from chatbot.training.data import Example
 from chatbot.training.labelled_loss import trainer_class
 from chatbot.training.model_card import model_card
+from chatbot.training.report import TrainReport, per_epoch, token_counts
 from chatbot.training.tokens import Collator, encode_chat
 from knowledge import compute
 
@@ -89,32 +90,6 @@ class TrainOptions:
     @property
     def rate(self) -> float:
         return self.learning_rate or (3e-4 if self.lora else 5e-5)
-
-
-@dataclass
-class TrainReport:
-    base: str
-    output: str
-    device: str
-    processes: int
-    examples: dict[str, int]
-    train_examples: int
-    validation_examples: int
-    dropped_too_long: int
-    hyperparameters: dict[str, Any]
-    precision: str = "fp32"
-    example_tokens: dict[str, int] = field(default_factory=dict)  # mean and max per example
-    threads: int = 0  # torch's CPU threads while training
-    epochs: list[dict[str, float]] = field(default_factory=list)
-    validation_loss: float | None = None
-    validation_perplexity: float | None = None
-    train_loss: float | None = None
-    seconds: float = 0.0
-    search_trials: list[dict[str, Any]] = field(default_factory=list)
-    kb_version: int | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 class _Chats:
@@ -219,8 +194,9 @@ def train(
     if not train_set.rows:
         raise InvalidInput(f"Every training example is longer than {options.max_length} tokens "
                            "(CHATBOT_CONTEXT_TOKENS): none is left to train on.")
-    longest = max(len(row["input_ids"]) for row in [*train_set.rows, *val_set.rows])
-    per_pass, accumulation = micro_batches(options.batch_size, longest, options.max_batch_tokens)
+    tokens = token_counts([len(row["input_ids"]) for row in [*train_set.rows, *val_set.rows]])
+    per_pass, accumulation = micro_batches(options.batch_size, tokens["max"],
+                                           options.max_batch_tokens)
     work = options.output / ".checkpoints"
     args = TrainingArguments(
         output_dir=str(work),
@@ -297,9 +273,9 @@ def train(
             "validation_split": options.validation_split,
         },
         precision=precision,
-        example_tokens=_token_counts(train_set, val_set),
+        example_tokens=tokens,
         threads=torch.get_num_threads(),
-        epochs=_per_epoch(trainer.state.log_history),
+        epochs=per_epoch(trainer.state.log_history),
         train_loss=round(float(result.training_loss), 4),
         search_trials=trials,
         kb_version=kb_version,
@@ -312,28 +288,6 @@ def train(
         _save(trainer.model, tokenizer, options, report)
         shutil.rmtree(work, ignore_errors=True)
     return report
-
-
-def _token_counts(*sets: _Chats) -> dict[str, int]:
-    lengths = [len(row["input_ids"]) for chats in sets for row in chats.rows]
-    if not lengths:
-        return {}
-    return {"mean": round(sum(lengths) / len(lengths)), "max": max(lengths)}
-
-
-def _per_epoch(history: list[dict[str, Any]]) -> list[dict[str, float]]:
-    rows: dict[int, dict[str, float]] = {}
-    for entry in history:
-        if "epoch" not in entry:
-            continue
-        epoch = max(1, math.ceil(round(entry["epoch"], 4)))
-        row = rows.setdefault(epoch, {"epoch": epoch})
-        if "loss" in entry:
-            row["train_loss"] = round(float(entry["loss"]), 4)
-        if "eval_loss" in entry:
-            row["validation_loss"] = round(float(entry["eval_loss"]), 4)
-            row["validation_perplexity"] = round(math.exp(min(entry["eval_loss"], 50)), 3)
-    return [rows[k] for k in sorted(rows)]
 
 
 def _search(
