@@ -2,7 +2,8 @@
 
 Real SQLite, the real index and the real app (``create_app``); the generator is scripted (its
 ``prompts`` show whether the bot generated anything), and the webhook posts to a local HTTP
-server that records what it receives.
+server that records what it receives (``webhook_receiver.Receiver``). The summary's own rules
+are in test_staff_summary.py.
 """
 
 from __future__ import annotations
@@ -11,22 +12,19 @@ import hashlib
 import hmac
 import json
 import logging
-import threading
 import time
 from datetime import datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
 from api_helpers import assert_error, module_services, parse_sse
 from fastapi.testclient import TestClient
 from staff_helpers import PASSWORD, ROLE_EMAILS, STAFF, add_staff_accounts
+from webhook_receiver import Receiver
 
 from chatbot import replies
-from chatbot.conversations import Feedback, Message
 from chatbot.generation.scripted import ScriptedGenerator
 from chatbot.staff.services import build_staff
-from chatbot.staff.summary import summarize
 from chatbot.staff.webhook import HandoffWebhook, sign
 from ui.app import create_app
 
@@ -34,48 +32,6 @@ API = "/api/v1/conversations"
 INBOX = f"{STAFF}/handoffs"
 SECRET = "webhook-test-secret"
 AGENT, OTHER = ROLE_EMAILS["agent"], "other.agent@example.com"
-
-
-class Receiver:
-    """A local webhook receiver: ``/hook`` records and answers 204, ``/fail`` answers 500,
-    ``/slow`` waits until ``release`` is set."""
-
-    def __init__(self) -> None:
-        self.calls: list[dict[str, Any]] = []
-        self.changed = threading.Condition()
-        self.release = threading.Event()
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 (the http.server API)
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                if self.path == "/slow":
-                    receiver.release.wait(10)
-                with receiver.changed:
-                    receiver.calls.append(
-                        {"path": self.path, "headers": dict(self.headers), "body": body}
-                    )
-                    receiver.changed.notify_all()
-                self.send_response(500 if self.path == "/fail" else 204)
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def events_for(self, cid: str, count: int = 1, timeout: float = 10) -> list[dict[str, Any]]:
-        """The calls about conversation ``cid``, once at least ``count`` have arrived."""
-        deadline = time.monotonic() + timeout
-        with self.changed:
-            while True:
-                found = [c for c in self.calls
-                         if json.loads(c["body"]).get("conversation_id") == cid]
-                if len(found) >= count or time.monotonic() > deadline:
-                    return found
-                self.changed.wait(0.1)
 
 
 @pytest.fixture(scope="module")
@@ -403,41 +359,6 @@ def test_a_webhook_url_that_is_not_http_is_refused():
 
     with pytest.raises(InvalidInput, match="http:// or https://"):
         HandoffWebhook("ftp://example.com/hook", SECRET)
-
-
-# The summary ---------------------------------------------------------------------------------
-
-
-def message(mid: int, role: str, content: str, **fields: Any) -> Message:
-    return Message(id=mid, role=role, content=content, created_at=datetime(2025, 1, 1), **fields)
-
-
-def test_the_summary_keeps_the_first_and_latest_questions_and_skips_small_talk():
-    answer = {"decision": "answer", "sources": [{"id": "d", "title": "Delivery times"}]}
-    messages = [
-        message(1, "user", "Hello!"),
-        message(2, "assistant", replies.SMALLTALK["greeting"]),
-        message(3, "user", "How long does delivery take?"),
-        message(4, "assistant", "Two days.", **answer),
-        message(5, "user", "Do you ship to Mars?"),
-        message(6, "assistant", "...", decision="handoff", meta={"reason": "no_answer"}),
-        message(7, "user", "What about the Moon?"),
-        message(8, "assistant", "Do you mean", decision="clarify"),
-        message(9, "user", "Can I pay by cheque? " + "Really " * 40),
-        message(10, "assistant", "Yes.", **answer),
-    ]
-    feedback = {10: Feedback("c", 10, "down", "Wrong", datetime(2025, 1, 1))}
-    summary = summarize(messages, feedback, reason="negative_feedback")
-    lines = summary.splitlines()
-    assert lines[0] == "Needs a person: the customer rated an answer unhelpful."
-    assert lines[1] == "- “How long does delivery take?” → answered from “Delivery times”"
-    assert "1 more question" in lines[2]
-    assert lines[3] == "- “What about the Moon?” → the bot asked what was meant"
-    assert lines[4].startswith("- “Can I pay by cheque?") and "rated unhelpful: “Wrong”" in lines[4]
-    assert "Hello" not in summary and "Mars" not in summary
-    assert all(len(line) < 260 for line in lines)
-    assert summarize([]) == "The customer has not written anything yet."
-    assert summarize([message(1, "user", "hi")]).startswith("Last message: “hi”")
 
 
 def test_two_agents_claiming_at_once_cannot_both_win(client, services):
