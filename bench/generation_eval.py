@@ -72,7 +72,8 @@ def main(argv: list[str] | None = None) -> int:
     for model, figures in result["models"].items():
         g = figures["generation"]
         print(f"{model}: perplexity {g['perplexity']}, ROUGE-L {g['rouge_l']}, ROUGE-L own words "
-              f"{g['rouge_l_generated']}, grounded {g['grounded_rate']}, fallback "
+              f"{g['rouge_l_generated']}, grounded {g['grounded_rate']} (of stated answers "
+              f"{g['grounded_rate_answers']}), abstained {g['abstain_rate']}, fallback "
               f"{g['fallback_rate']}, through the model {g['n_model']} of {g['n']}, latency "
               f"{g['latency_ms']}")
     print(f"report: {report}; each case's outcome: {cases}")

@@ -19,6 +19,12 @@ A model failure counts as a fallback.
   the final reply flatters a model that falls back often).
 - ``grounded_rate``, ``fallback_rate``: shares of all turns that went through the model whose
   reply was grounded / was replaced by the knowledge base's own text.
+- ``abstain_rate``: share of those turns where the model gave the handoff reply it is trained
+  to give when its passages do not hold the answer (``abstained``). Such a reply is not
+  grounded (it states nothing from the passages), so it also counts as a fallback; an honest
+  "I can't answer that" is a different failure from an invented fact, so it is counted apart.
+- ``grounded_rate_answers``: grounded share of the turns where the model did not abstain: how
+  often what the model *states* is supported.
 - ``latency_ms``: p50 and p95 of the turns that went through the model.
 """
 
@@ -30,6 +36,8 @@ from typing import Any
 from chatbot import metrics as m
 from chatbot.evaluation import Case, percentile
 from chatbot.generation.base import ChatMessages, GenerationParams, Generator
+from chatbot.grounding import sentences
+from chatbot.prompts import HANDOFF_REPLY
 from knowledge.records import Entry, Record
 
 
@@ -42,6 +50,16 @@ def went_through_model(result: Mapping[str, Any]) -> bool:
     return result["decision"] == "answer" and (
         result.get("model") is not None or bool(result.get("fallback"))
     )
+
+
+ABSTAIN_F1 = 0.7  # token F1 of a first sentence with HANDOFF_REPLY: near word for word
+
+
+def abstained(model_text: str | None) -> bool:
+    """Whether the model's own words open with the trained handoff reply ("I'm not able to
+    answer that from our help articles, so I'm passing this conversation to a colleague...")."""
+    first = sentences(model_text or "")[:1]
+    return bool(first) and m.token_f1(first[0], HANDOFF_REPLY) >= ABSTAIN_F1
 
 
 def _round(value: float | None) -> float | None:
@@ -89,6 +107,9 @@ def generation_metrics(
         out["token_f1" + suffix] = _round(m.mean_token_f1(predictions, refs))
     out["grounded_rate"] = _round(_share([r.get("grounded") is True for r in generated]))
     out["fallback_rate"] = _round(_share([bool(r.get("fallback")) for r in generated]))
+    out["abstain_rate"] = _round(_share([abstained(r.get("model_text")) for r in generated]))
+    stated = [r for r in generated if not abstained(r.get("model_text"))]
+    out["grounded_rate_answers"] = _round(_share([r.get("grounded") is True for r in stated]))
     latencies = sorted(r["latency_ms"] for r in generated)
     out["latency_ms"] = {"p50": percentile(latencies, 50), "p95": percentile(latencies, 95)}
     return out

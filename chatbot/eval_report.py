@@ -33,6 +33,8 @@ FIGURES = (
     Figure("generation.token_f1_generated", "Token F1 of the model's own words", "higher"),
     Figure("generation.grounded_rate", "Grounded rate", "higher"),
     Figure("generation.fallback_rate", "Fallback rate", "lower"),
+    Figure("generation.abstain_rate", "Abstain rate (the model's handoff reply)", "lower"),
+    Figure("generation.grounded_rate_answers", "Grounded rate of stated answers", "higher"),
     Figure("generation.latency_ms.p50", "Model turn latency p50 (ms)", "lower", 0),
     Figure("generation.latency_ms.p95", "Model turn latency p95 (ms)", "lower", 0),
     Figure("recall@1", "Retrieval recall@1", "higher"),

@@ -67,13 +67,37 @@ def test_generation_metrics_on_hand_made_results():
     assert (gen["model"], gen["fast_path"]) == ("m", True)
 
 
+def test_abstentions_are_counted_apart_from_invented_answers():
+    from chatbot.eval_generation import abstained, generation_metrics
+    from chatbot.prompts import HANDOFF_REPLY
+
+    assert abstained(HANDOFF_REPLY)
+    assert abstained(HANDOFF_REPLY.replace("I'm", "I am") + " Sorry about that.")
+    assert not abstained("Delivery takes 2 to 4 business days. A colleague can help.")
+    assert not abstained("I'm passing this on.")  # too little of the reply to be it
+    assert not abstained("") and not abstained(None)
+    answers = {"a": "Delivery takes 2 to 4 business days.", "b": "We accept PayPal."}
+    cases = [Case("q1", "a", []), Case("q2", "b", []), Case("q3", "a", []), Case("q4", "b", [])]
+    results = [
+        turn("answer", answers["a"], grounded=True, model="m", own=answers["a"]),
+        turn("answer", answers["b"], grounded=False, fallback=True, model="m", own=HANDOFF_REPLY),
+        turn("answer", answers["a"], grounded=False, fallback=True, model="m", own="In 9 days."),
+        turn("answer", answers["b"], grounded=True, model="m", own=answers["b"]),
+    ]
+    gen = generation_metrics(cases, results, answers, None, fast_path=False, model="m")
+    assert (gen["grounded_rate"], gen["fallback_rate"]) == (0.5, 0.5)
+    assert gen["abstain_rate"] == 0.25
+    assert gen["grounded_rate_answers"] == pytest.approx(2 / 3, abs=1e-4)  # the invented one
+
+
 def test_generation_metrics_with_no_model_answers():
     from chatbot.eval_generation import generation_metrics
 
     gen = generation_metrics([Case("q", None, [])], [turn("handoff", "bye")], {}, None,
                              fast_path=False, model="m")
     assert gen["n"] == 0 and gen["n_generated"] == 0
-    for key in ("perplexity", "bleu", "rouge_l", "token_f1", "grounded_rate", "fallback_rate"):
+    for key in ("perplexity", "bleu", "rouge_l", "token_f1", "grounded_rate", "fallback_rate",
+                "abstain_rate", "grounded_rate_answers"):
         assert gen[key] is None, key
 
 

@@ -68,6 +68,46 @@ def test_examples_cover_answers_abstentions_and_follow_ups(make_services: Any) -
             ]
 
 
+def test_customer_forms_of_a_question() -> None:
+    import random
+
+    from chatbot.training.noise import casual, customer_form, keywords, typo
+
+    rng = random.Random(0)
+    assert casual("How do I reset my password?", rng) == "how do i reset my password"
+    assert keywords("How do I reset my password?", rng) == "reset password"
+    assert keywords("Can I return it?", rng) == "can i return it"  # too little left: casual
+    for seed in range(10):  # two neighbouring inner letters of "Where" or "parcel" swapped
+        text = "Where is my parcel?"
+        swapped = typo(text, random.Random(seed))
+        diff = [i for i, (a, b) in enumerate(zip(text, swapped, strict=True)) if a != b]
+        assert len(diff) == 2 and diff[1] == diff[0] + 1, swapped
+        assert swapped[diff[0]] == text[diff[1]] and swapped[diff[1]] == text[diff[0]]
+        assert diff[0] in (1, 2) or diff[0] in (13, 14, 15), swapped
+    assert typo("Is it ok?", rng) == "Is it ok?"  # no word long enough
+    forms = [customer_form("How long does delivery to Canada take?", random.Random(s))
+             for s in range(20)]
+    assert forms == [customer_form("How long does delivery to Canada take?", random.Random(s))
+                     for s in range(20)]  # the same for the same seed
+    assert len(set(forms)) > 3 and "How long does delivery to Canada take?" not in forms
+
+
+def test_noisy_examples_answer_the_customer_style_question(make_services: Any) -> None:
+    services = make_services()
+    examples = _examples(services, abstain_share=0, followup_share=0, noisy_share=1.0)
+    entries = {e.id: e for e in services.knowledge.published() if e.kind == "faq"}
+    noisy = [ex for ex in examples.examples if ex.kind == "noisy"]
+    assert noisy
+    for ex in noisy:
+        question, target = ex.messages[-2]["content"], ex.messages[-1]["content"]
+        assert question not in entries[ex.group].variants()
+        assert target == entries[ex.group].answer
+        assert f"[{ex.group}]" in ex.messages[0]["content"]  # retrieval still shows the entry
+    plain = _examples(services, abstain_share=0, followup_share=0, noisy_share=0.0)
+    assert plain.counts().get("noisy", 0) == 0
+    assert plain.counts()["answer"] == examples.counts()["answer"]
+
+
 def test_no_abstain_example_where_other_passages_state_the_answer(make_services: Any,
                                                                   tiny_records: list[Any]) -> None:
     """A document that repeats an FAQ entry: "I can't answer" beside its facts is a wrong label,

@@ -8,6 +8,9 @@ and the target is the reply the bot should give to that prompt:
 - ``abstain``: the same question with the entry's own passage removed from the hits, so the
   passages do not hold the answer → the handoff reply (the model learns to say so rather than
   invent);
+- ``noisy``: an ``answer`` example whose question is rewritten as customers type it (lower case,
+  keywords only, a greeting, a typo: ``noise.customer_form``), kept when the real retriever still
+  shows the entry's passage for it;
 - ``followup``: an ``answer`` example preceded by an earlier, unrelated exchange, so the model
   answers the newest message and is not confused by history;
 - ``conversation``: exchanges from exported real conversations that the customer rated up.
@@ -33,6 +36,7 @@ from chatbot.errors import InvalidInput
 from chatbot.privacy.redaction import Redactor
 from chatbot.prompts import HANDOFF_REPLY, select_passages, turn_messages
 from chatbot.settings import Settings
+from chatbot.training.noise import customer_form
 from knowledge.records import Entry, Record
 from knowledge.retrieval import Hit
 
@@ -43,7 +47,7 @@ Search = Callable[[str, int], Sequence[Hit]]
 @dataclass(frozen=True)
 class Example:
     messages: ChatMessages  # the prompt, then the assistant's target as the last message
-    kind: str  # answer | abstain | followup | conversation
+    kind: str  # answer | noisy | abstain | followup | conversation
     group: str  # the entry (or conversation) it came from: validation splits by group
 
 
@@ -61,6 +65,7 @@ class Exchange:
 class DataOptions:
     abstain_share: float = 0.2  # abstain examples per answer example
     followup_share: float = 0.2
+    noisy_share: float = 0.5  # customer-style rewrites per answer example
     seed: int = 0
     extra_hits: int = 3  # retrieved beyond top_k so a removed entry still leaves top_k hits
 
@@ -158,6 +163,8 @@ def build_examples(
     """Chat examples for every question and paraphrase of the FAQ entries in ``records``."""
     options = options or DataOptions()
     rng = random.Random(options.seed)
+    # Its own generator, so the other kinds are sampled as they were before noisy examples.
+    noise_rng = random.Random(f"{options.seed}:noise")
     entries = [r for r in records if isinstance(r, Entry)]
     if not entries:
         raise InvalidInput(
@@ -184,6 +191,15 @@ def build_examples(
                     Example(shape.messages(question, top, (), entry.answer), "answer", entry.id)
                 )
                 answered.append((question, entry.answer))
+                if noise_rng.random() < options.noisy_share:
+                    typed = customer_form(question, noise_rng)
+                    hits = list(search(typed, shape.top_k))
+                    if typed != question and entry.id in {
+                        p.id for p in select_passages(hits, shape.min_score)
+                    }:
+                        out.examples.append(Example(
+                            shape.messages(typed, hits, (), entry.answer), "noisy", entry.id
+                        ))
                 if rng.random() < options.abstain_share:
                     more = search(question, shape.top_k + options.extra_hits)
                     others = [h for h in more if h.parent != entry.id][: shape.top_k]
