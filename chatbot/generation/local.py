@@ -11,7 +11,9 @@ starts from the cached prompt prefix every turn shares (``generation.prefix_cach
 with AMX the rest of the prompt is read in bfloat16 (``generation.prefill``); and with
 ``prompt_lookup_tokens`` it drafts tokens by copying from the prompt (prompt lookup decoding:
 the model checks a whole draft in one forward pass; greedy output is the same up to float
-rounding), which suits answers that quote their passages.
+rounding), which suits answers that quote their passages. Such a generation reads its whole
+prompt in float32, without the prefix cache: transformers' assisted decoding runs the whole
+prompt through the model in its first pass whatever the cache holds.
 """
 
 from __future__ import annotations
@@ -226,12 +228,15 @@ class LocalGenerator:
         def work() -> None:
             try:
                 kwargs = self.generate_kwargs(inputs, params)
-                ids = inputs["input_ids"][0].tolist()
-                cache = self.prefix.cache_for(ids) if self.prefix is not None else None
-                if self.prefill is not None:
-                    cache = self.prefill.extend(cache, ids)
-                if cache is not None:
-                    kwargs[cache_kwarg()] = cache
+                # Prompt lookup (assisted decoding) reads the whole prompt in its first pass even
+                # over a filled cache: a prefilled one would put the prompt in the context twice.
+                if "prompt_lookup_num_tokens" not in kwargs:
+                    ids = inputs["input_ids"][0].tolist()
+                    cache = self.prefix.cache_for(ids) if self.prefix is not None else None
+                    if self.prefill is not None:
+                        cache = self.prefill.extend(cache, ids)
+                    if cache is not None:
+                        kwargs[cache_kwarg()] = cache
                 with torch.inference_mode():
                     torch.manual_seed(params.seed)
                     self.model.generate(

@@ -1,0 +1,67 @@
+"""Prompt lookup decoding through ``LocalGenerator``: the same greedy text as plain
+``model.generate`` on the whole prompt, after the prefix cache has learnt the shared prefix.
+
+transformers' assisted decoding reads the whole prompt in its first forward pass, even over a
+key/value cache that already holds most of it, so handing it the turn's prefix cache put the
+prompt in the model's context twice (and cost a second prefill)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from chatbot.generation.base import GenerationParams
+
+GREEDY = GenerationParams(max_new_tokens=16, temperature=0.0, repetition_penalty=1.0)
+SYSTEM = ("You are a customer-support assistant. Answer from the passages. <passages>\n[a] "
+          "Delivery\nStandard delivery to Canada takes 6 to 9 business days and costs 22.95 "
+          "euros.\n</passages>")
+
+
+def chat(question: str) -> list[dict[str, str]]:
+    return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": question}]
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A randomly initialised 2-layer Llama saved with the bundled tokenizer."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from chatbot.generation.local import load_tokenizer
+
+    tokenizer = load_tokenizer("bundled")
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128,
+                         num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=2,
+                         max_position_embeddings=4096, bos_token_id=tokenizer.bos_token_id,
+                         eos_token_id=tokenizer.eos_token_id)
+    folder = tmp_path_factory.mktemp("tiny-llama-lookup")
+    LlamaForCausalLM(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def plain_generate(lm: object, messages: list[dict[str, str]]) -> str:
+    import torch
+
+    inputs = lm.prompt_ids(messages)  # type: ignore[attr-defined]
+    with torch.inference_mode():
+        out = lm.model.generate(**inputs, max_new_tokens=GREEDY.max_new_tokens,  # type: ignore[attr-defined]
+                                do_sample=False, repetition_penalty=1.0)
+    new = out[0, inputs["input_ids"].shape[1]:]
+    return lm.tokenizer.decode(new, skip_special_tokens=True)  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("lookup", [0, 4])
+def test_prompt_lookup_gives_the_text_of_plain_generate(tiny_model: Path, lookup: int) -> None:
+    from chatbot.generation.local import LocalGenerator
+
+    lm = LocalGenerator(str(tiny_model), device="cpu", prefill_dtype="float32")
+    for question in ("How long does delivery take?", "What does delivery cost?"):
+        "".join(lm.stream(chat(question), GREEDY))  # two turns: the prefix cache learns SYSTEM
+    assert lm.prefix is not None and len(lm.prefix) > 30
+    lm.prompt_lookup_tokens = lookup
+    messages = chat("Can I get it delivered to Canada?")
+    assert "".join(lm.stream(messages, GREEDY)).strip() == plain_generate(lm, messages).strip()
