@@ -162,10 +162,12 @@ class Settings(BaseSettings):
         "answers in float32: auto (bfloat16 on CPUs with AMX, where the first token comes "
         "about twice as fast; float32 elsewhere and on GPUs), float32 or bfloat16.",
     )
-    prompt_lookup_tokens: int = Field(
-        0, ge=0, le=64,
+    prompt_lookup_tokens: int | None = Field(
+        None, ge=0, le=64,
         description="Prompt lookup decoding: tokens drafted by copying from the prompt and "
-        "checked in one forward pass; helps models that quote their passages; 0 turns it off.",
+        "checked in one forward pass; helps models that quote their passages. Unset: the "
+        "model's own generation config decides (a model from 'chatbot train' drafts 10, the "
+        "bundled model none); 0 turns it off.",
     )
     generation_queue_timeout: float = Field(
         10.0, gt=0,

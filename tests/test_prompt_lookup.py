@@ -65,3 +65,28 @@ def test_prompt_lookup_gives_the_text_of_plain_generate(tiny_model: Path, lookup
     lm.prompt_lookup_tokens = lookup
     messages = chat("Can I get it delivered to Canada?")
     assert "".join(lm.stream(messages, GREEDY)).strip() == plain_generate(lm, messages).strip()
+
+
+def test_a_model_folder_sets_its_own_prompt_lookup(tiny_model: Path, tmp_path: Path) -> None:
+    """Unset, the folder's generation config decides; transformers is left none of it to apply
+    behind ``stream``'s back (with the prefix cache: the prompt twice)."""
+    import shutil
+
+    from transformers import GenerationConfig
+
+    from chatbot.generation.local import LocalGenerator
+
+    folder = tmp_path / "drafting"
+    shutil.copytree(tiny_model, folder)
+    config = GenerationConfig.from_pretrained(folder)
+    config.prompt_lookup_num_tokens = 4
+    config.save_pretrained(folder)
+    lm = LocalGenerator(str(folder), device="cpu", prefill_dtype="float32")
+    assert lm.prompt_lookup_tokens == 4
+    assert lm.model.generation_config.prompt_lookup_num_tokens is None
+    assert LocalGenerator(str(folder), prompt_lookup_tokens=0).prompt_lookup_tokens == 0
+    assert LocalGenerator(str(tiny_model)).prompt_lookup_tokens == 0  # none in its config
+    for question in ("How long does delivery take?", "What does delivery cost?"):
+        "".join(lm.stream(chat(question), GREEDY))
+    messages = chat("Can I get it delivered to Canada?")
+    assert "".join(lm.stream(messages, GREEDY)).strip() == plain_generate(lm, messages).strip()

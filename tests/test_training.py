@@ -251,6 +251,12 @@ def test_lora_training_writes_a_merged_model_that_loads(data_dir: Path, tiny_mod
 
     lm = LocalGenerator(str(out))
     assert lm.tokenizer.chat_template  # the chat template travels with the model
+    # ...and so does its decoding: prompt lookup, which pays for a model that quotes passages
+    # (CHATBOT_PROMPT_LOOKUP_TOKENS=0 still turns it off).
+    assert json.loads((out / "generation_config.json").read_text())[
+        "prompt_lookup_num_tokens"] == 10
+    assert lm.prompt_lookup_tokens == 10
+    assert LocalGenerator(str(out), prompt_lookup_tokens=0).prompt_lookup_tokens == 0
 
 
 def test_search_picks_hyper_parameters_by_validation_loss(data_dir: Path, tiny_model: Path,

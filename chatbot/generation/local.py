@@ -134,7 +134,7 @@ class LocalGenerator:
         *,
         device: str = "auto",
         threads: int = 0,
-        prompt_lookup_tokens: int = 0,
+        prompt_lookup_tokens: int | None = None,
         prefix_cache: bool = True,
         prefill_dtype: str = "auto",
         queue_timeout: float | None = None,
@@ -159,7 +159,13 @@ class LocalGenerator:
             )
         self.model.to(self.device).eval()
         self.name = BUNDLED_NAME if model == BUNDLED else model
-        self.prompt_lookup_tokens = prompt_lookup_tokens
+        # Unset, the model folder's generation config decides (``chatbot train`` writes one).
+        # It is taken out of that config so that transformers never applies it on its own, past
+        # ``stream``'s handling of the prefix cache.
+        config = self.model.generation_config
+        own = getattr(config, "prompt_lookup_num_tokens", None) or 0
+        config.prompt_lookup_num_tokens = None
+        self.prompt_lookup_tokens = own if prompt_lookup_tokens is None else prompt_lookup_tokens
         self.prefix = PrefixCache(self.model) if prefix_cache else None
         # The int8 layers of a quantized model take float32 only.
         self.prefill_dtype = "float32" if quantized else resolve_prefill_dtype(

@@ -47,6 +47,7 @@ CHATML_TEMPLATE = (
     "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
 )
 LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+PROMPT_LOOKUP_TOKENS = 10  # drafted per step when the saved model is served (generation_config)
 
 
 @dataclass
@@ -349,7 +350,10 @@ def _save(model: Any, tokenizer: Any, options: TrainOptions, report: TrainReport
     if isinstance(end, int) and end != tokenizer.unk_token_id:
         # Replies end with the chat template's end-of-turn token: stop there when serving.
         model.generation_config.eos_token_id = end
-        model.generation_config.save_pretrained(out)
+    # A tuned model quotes its passages, so drafting from the prompt pays: the fine-tuned demo
+    # model's turn went from 5.5 s to 1.6 s with the same answers (README, Performance).
+    model.generation_config.prompt_lookup_num_tokens = PROMPT_LOOKUP_TOKENS
+    model.generation_config.save_pretrained(out)
     (out / "training_report.json").write_text(
         json.dumps(report.to_dict(), indent=2) + "\n", encoding="utf-8"
     )
