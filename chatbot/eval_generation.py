@@ -107,8 +107,9 @@ def generation_metrics(
         out["token_f1" + suffix] = _round(m.mean_token_f1(predictions, refs))
     out["grounded_rate"] = _round(_share([r.get("grounded") is True for r in generated]))
     out["fallback_rate"] = _round(_share([bool(r.get("fallback")) for r in generated]))
-    out["abstain_rate"] = _round(_share([abstained(r.get("model_text")) for r in generated]))
-    stated = [r for r in generated if not abstained(r.get("model_text"))]
+    abstentions = [abstained(r.get("model_text")) for r in generated]
+    out["abstain_rate"] = _round(_share(abstentions))
+    stated = [r for r, a in zip(generated, abstentions, strict=True) if not a]
     out["grounded_rate_answers"] = _round(_share([r.get("grounded") is True for r in stated]))
     latencies = sorted(r["latency_ms"] for r in generated)
     out["latency_ms"] = {"p50": percentile(latencies, 50), "p95": percentile(latencies, 95)}

@@ -9,8 +9,8 @@ and the target is the reply the bot should give to that prompt:
   passages do not hold the answer → the handoff reply (the model learns to say so rather than
   invent);
 - ``noisy``: an ``answer`` example whose question is rewritten as customers type it (lower case,
-  keywords only, a greeting, a typo: ``noise.customer_form``), kept when the real retriever still
-  shows the entry's passage for it;
+  keywords only, a typo: ``noise.customer_form``), kept when the real retriever still shows the
+  entry's passage for it;
 - ``followup``: an ``answer`` example preceded by an earlier, unrelated exchange, so the model
   answers the newest message and is not confused by history;
 - ``conversation``: exchanges from exported real conversations that the customer rated up.
@@ -173,6 +173,10 @@ def build_examples(
         )
     out = ExampleSet()
 
+    def shows(hits: Sequence[Hit], entry_id: str) -> bool:
+        """Whether the prompt built from ``hits`` shows the entry's passage."""
+        return entry_id in {p.id for p in select_passages(hits, shape.min_score)}
+
     def abstain(question: str, hits: Sequence[Hit], entry: Entry) -> None:
         if states_answer is not None and states_answer(entry.answer, hits):
             out.skipped_abstain += 1
@@ -185,8 +189,7 @@ def build_examples(
     for entry in entries:
         for question in entry.variants():
             top = list(search(question, shape.top_k))
-            shown = {p.id for p in select_passages(top, shape.min_score)}
-            if top and entry.id in shown:
+            if top and shows(top, entry.id):
                 out.examples.append(
                     Example(shape.messages(question, top, (), entry.answer), "answer", entry.id)
                 )
@@ -194,9 +197,7 @@ def build_examples(
                 if noise_rng.random() < options.noisy_share:
                     typed = customer_form(question, noise_rng)
                     hits = list(search(typed, shape.top_k))
-                    if typed != question and entry.id in {
-                        p.id for p in select_passages(hits, shape.min_score)
-                    }:
+                    if typed != question and shows(hits, entry.id):
                         out.examples.append(Example(
                             shape.messages(typed, hits, (), entry.answer), "noisy", entry.id
                         ))
