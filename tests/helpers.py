@@ -74,3 +74,22 @@ CONTRACT_KEYS = {
     "decisions",
     "latency_ms",
 }
+
+
+def save_tiny_llama(folder: Path) -> Path:
+    """A real, randomly initialised 2-layer Llama saved in ``folder`` with the bundled tokenizer
+    (and its chat template): loads and serves like a model folder, in a fraction of a second."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from chatbot.generation.local import load_tokenizer
+
+    tokenizer = load_tokenizer("bundled")
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128,
+                         num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=2,
+                         max_position_embeddings=4096, bos_token_id=tokenizer.bos_token_id,
+                         eos_token_id=tokenizer.eos_token_id)
+    LlamaForCausalLM(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import TINY_KB_FILES, assert_user_error, run_cli
+from helpers import TINY_KB_FILES, assert_user_error, run_cli, save_tiny_llama
 
 from chatbot.generation.base import GenerationParams
 
@@ -20,21 +20,7 @@ GREEDY = GenerationParams(max_new_tokens=6, temperature=0.0, repetition_penalty=
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A real, randomly initialised 2-layer Llama saved with the bundled tokenizer."""
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    from chatbot.generation.local import load_tokenizer
-
-    tokenizer = load_tokenizer("bundled")
-    torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128,
-                         num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=2,
-                         max_position_embeddings=4096, bos_token_id=tokenizer.bos_token_id,
-                         eos_token_id=tokenizer.eos_token_id)
-    folder = tmp_path_factory.mktemp("tiny-llama")
-    LlamaForCausalLM(config).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
+    return save_tiny_llama(tmp_path_factory.mktemp("tiny-llama"))
 
 
 def logits(model: Any, tokenizer: Any) -> Any:
