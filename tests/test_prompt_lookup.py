@@ -3,7 +3,8 @@
 
 transformers' assisted decoding reads the whole prompt in its first forward pass, even over a
 key/value cache that already holds most of it, so handing it the turn's prefix cache put the
-prompt in the model's context twice (and cost a second prefill)."""
+prompt in the model's context twice (and cost a second prefill), until
+``prefix_cache.resume_assisted_from_cache`` made that pass read only the uncached part."""
 
 from __future__ import annotations
 
@@ -50,8 +51,10 @@ def test_prompt_lookup_gives_the_text_of_plain_generate(tiny_model: Path, lookup
         "".join(lm.stream(chat(question), GREEDY))  # two turns: the prefix cache learns SYSTEM
     assert lm.prefix is not None and len(lm.prefix) > 30
     lm.prompt_lookup_tokens = lookup
+    hits = lm.prefix.hits
     messages = chat("Can I get it delivered to Canada?")
     assert "".join(lm.stream(messages, GREEDY)).strip() == plain_generate(lm, messages).strip()
+    assert lm.prefix.hits == hits + 1  # the drafting turn started from the prefix cache too
 
 
 def test_a_model_folder_sets_its_own_prompt_lookup(tiny_model: Path, tmp_path: Path) -> None:
@@ -77,3 +80,37 @@ def test_a_model_folder_sets_its_own_prompt_lookup(tiny_model: Path, tmp_path: P
         "".join(lm.stream(chat(question), GREEDY))
     messages = chat("Can I get it delivered to Canada?")
     assert "".join(lm.stream(messages, GREEDY)).strip() == plain_generate(lm, messages).strip()
+
+
+def test_resuming_wraps_the_model_once_and_only_where_it_can() -> None:
+    from chatbot.generation.prefix_cache import resume_assisted_from_cache
+
+    class Older:  # transformers 4.x: the first pass is sliced by cache_position instead
+        def prepare_inputs_for_generation(self, input_ids, cache_position=None, **kwargs):  # noqa: ANN001, ANN003, ANN201
+            return {"input_ids": input_ids}
+
+    older = Older()
+    assert resume_assisted_from_cache(older) is False
+    assert "prepare_inputs_for_generation" not in vars(older)
+
+    class Newer:
+        def prepare_inputs_for_generation(self, input_ids, next_sequence_length=None, **kwargs):  # noqa: ANN001, ANN003, ANN201
+            return {"input_ids": input_ids[-next_sequence_length:] if next_sequence_length else input_ids}
+
+    class Cache:
+        def get_seq_length(self) -> int:
+            return 3
+
+    newer = Newer()
+    assert resume_assisted_from_cache(newer) is True
+    wrapped = newer.prepare_inputs_for_generation
+    assert resume_assisted_from_cache(newer) is True and newer.prepare_inputs_for_generation is wrapped
+
+    class Ids(list):
+        shape = (1, 5)
+
+    ids = Ids([1, 2, 3, 4, 5])
+    first = wrapped(ids, cache=Cache(), is_first_iteration=True)["input_ids"]
+    assert first == [4, 5]  # only what the cache does not hold
+    assert wrapped(ids, cache=Cache(), is_first_iteration=False)["input_ids"] == ids
+    assert wrapped(ids, next_sequence_length=1, cache=Cache(), is_first_iteration=True)["input_ids"] == [5]

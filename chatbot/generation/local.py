@@ -11,9 +11,8 @@ starts from the cached prompt prefix every turn shares (``generation.prefix_cach
 with AMX the rest of the prompt is read in bfloat16 (``generation.prefill``); and with
 ``prompt_lookup_tokens`` it drafts tokens by copying from the prompt (prompt lookup decoding:
 the model checks a whole draft in one forward pass; greedy output is the same up to float
-rounding), which suits answers that quote their passages. Such a generation reads its whole
-prompt in float32, without the prefix cache: transformers' assisted decoding runs the whole
-prompt through the model in its first pass whatever the cache holds.
+rounding), which suits answers that quote their passages. Such a generation starts from the prefix
+cache and the bfloat16 prefill too (``prefix_cache.resume_assisted_from_cache``).
 """
 
 from __future__ import annotations
@@ -28,7 +27,7 @@ from typing import Any
 from chatbot.errors import ModelUnavailable
 from chatbot.generation.base import ChatMessages, GenerationParams
 from chatbot.generation.prefill import BFloat16Prefill, resolve_prefill_dtype
-from chatbot.generation.prefix_cache import PrefixCache, cache_kwarg
+from chatbot.generation.prefix_cache import PrefixCache, cache_kwarg, resume_assisted_from_cache
 from chatbot.generation.queue import FairQueue
 from knowledge import compute
 
@@ -167,6 +166,8 @@ class LocalGenerator:
         config.prompt_lookup_num_tokens = None
         self.prompt_lookup_tokens = own if prompt_lookup_tokens is None else prompt_lookup_tokens
         self.prefix = PrefixCache(self.model) if prefix_cache else None
+        # Whether a prompt-lookup turn may start from a prefilled cache (see the function).
+        self.lookup_resumes = resume_assisted_from_cache(self.model)
         # The int8 layers of a quantized model take float32 only.
         self.prefill_dtype = "float32" if quantized else resolve_prefill_dtype(
             prefill_dtype, self.device)
@@ -234,9 +235,9 @@ class LocalGenerator:
         def work() -> None:
             try:
                 kwargs = self.generate_kwargs(inputs, params)
-                # Prompt lookup (assisted decoding) reads the whole prompt in its first pass even
-                # over a filled cache: a prefilled one would put the prompt in the context twice.
-                if "prompt_lookup_num_tokens" not in kwargs:
+                # Without ``lookup_resumes`` prompt lookup (assisted decoding) reads the whole
+                # prompt in its first pass even over a filled cache: the prompt twice.
+                if self.lookup_resumes or "prompt_lookup_num_tokens" not in kwargs:
                     ids = inputs["input_ids"][0].tolist()
                     cache = self.prefix.cache_for(ids) if self.prefix is not None else None
                     if self.prefill is not None:

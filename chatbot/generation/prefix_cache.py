@@ -94,3 +94,37 @@ def cache_kwarg() -> str:
     from transformers.generation import utils
 
     return "cache" if "cache" in getattr(utils, "ALL_CACHE_NAMES", ()) else "past_key_values"
+
+
+def resume_assisted_from_cache(model: Any) -> bool:
+    """Make assisted decoding (prompt lookup) read only what its cache does not hold yet.
+
+    transformers 5.x's ``_assisted_decoding`` asks ``prepare_inputs_for_generation`` for the
+    whole prompt in its first pass (``next_sequence_length=None``), whatever the cache holds,
+    where plain decoding's ``_prefill`` slices off the cached part. Wrapping the model's own
+    method to slice the same way on that first pass lets a prompt-lookup turn start from the
+    prefix cache and the bfloat16 prefill; without it the prompt sat in the context twice.
+    Returns False, changing nothing, on a transformers whose method takes no
+    ``next_sequence_length`` (4.x), where a prompt-lookup turn then gets no prefilled cache."""
+    import functools
+    import inspect
+
+    original = model.prepare_inputs_for_generation
+    if getattr(original, "resumes_from_cache", False):
+        return True
+    if "next_sequence_length" not in inspect.signature(original).parameters:
+        return False
+
+    @functools.wraps(original)
+    def prepare(input_ids: Any, next_sequence_length: int | None = None, **kwargs: Any) -> Any:
+        cache = kwargs.get("cache")
+        if (next_sequence_length is None and kwargs.get("is_first_iteration")
+                and cache is not None and kwargs.get("inputs_embeds") is None):
+            past = cache.get_seq_length()
+            if 0 < past < input_ids.shape[1]:
+                next_sequence_length = input_ids.shape[1] - past
+        return original(input_ids, next_sequence_length=next_sequence_length, **kwargs)
+
+    prepare.resumes_from_cache = True  # type: ignore[attr-defined]
+    model.prepare_inputs_for_generation = prepare
+    return True
