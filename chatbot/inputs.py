@@ -6,12 +6,14 @@ Windows line ends to ``\\n``, surrounding blanks trimmed) and refuses, with a me
 what and where, text that is not text: control characters other than tab and line breaks, and
 unpaired UTF-16 surrogates (what a JSON ``"\\ud800"`` escape decodes to; it cannot be stored as
 UTF-8). Refusing is better than silently dropping characters: the customer learns what was
-wrong, and what is stored is exactly what they sent.
+wrong, and what is stored is exactly what they sent. ``checked_history`` applies the same
+checks to the earlier turns a new conversation is started with.
 """
 
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Mapping
 from typing import Any
 
 from chatbot.errors import InvalidInput
@@ -60,3 +62,31 @@ def clean_message(text: Any, limit: int, what: str = "The message") -> str:
             f"{what} is {len(text):,} characters; the limit is {limit:,}. Please shorten it."
         )
     return text
+
+
+def checked_history(
+    history: list[Mapping[str, Any]], max_chars: int, max_customer_turns: int
+) -> list[tuple[str, str]]:
+    """``(role, content)`` of each turn, normalised, or InvalidInput naming the first bad one."""
+    turns = []
+    for i, turn in enumerate(history):
+        if not isinstance(turn, Mapping) or turn.get("role") not in ("user", "assistant"):
+            raise InvalidInput(f"history[{i}] must be an object with role 'user' or 'assistant'.")
+        content = turn.get("content")
+        if not isinstance(content, str) or not content.strip():
+            raise InvalidInput(f"history[{i}].content must be non-empty text.")
+        content = normalize(content)
+        check_characters(content, f"history[{i}].content")
+        if len(content) > max_chars:
+            raise InvalidInput(
+                f"history[{i}].content is {len(content):,} characters; the limit is "
+                f"{max_chars:,}."
+            )
+        turns.append((turn["role"], content))
+    customer_turns = sum(1 for role, _ in turns if role == "user")
+    if customer_turns > max_customer_turns:
+        raise InvalidInput(
+            f"The history holds {customer_turns:,} customer messages; a conversation may "
+            f"hold {max_customer_turns:,}."
+        )
+    return turns

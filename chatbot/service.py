@@ -29,12 +29,11 @@ from chatbot.conversations import (
     check_conversation_id,
 )
 from chatbot.dialogue.decision import Thresholds
-from chatbot.dialogue.language import name as language_name
-from chatbot.dialogue.manager import TurnPlan, plan_turn
+from chatbot.dialogue.manager import plan_turn
 from chatbot.errors import Conflict, InvalidInput
 from chatbot.generation import GenerationParams, Generator
 from chatbot.identity import verify_identity
-from chatbot.inputs import check_characters, clean_message, normalize
+from chatbot.inputs import checked_history, clean_message
 from chatbot.moderation import Flag, Moderator
 from chatbot.monitoring import Metrics
 from chatbot.settings import Settings
@@ -132,29 +131,9 @@ class ChatService:
         visitor_id = None
         if visitor is not None:
             visitor_id = verify_identity(self.settings.widget_secret, visitor).user_id
-        turns = []
-        for i, turn in enumerate(history or []):
-            if not isinstance(turn, Mapping) or turn.get("role") not in ("user", "assistant"):
-                raise InvalidInput(
-                    f"history[{i}] must be an object with role 'user' or 'assistant'."
-                )
-            content = turn.get("content")
-            if not isinstance(content, str) or not content.strip():
-                raise InvalidInput(f"history[{i}].content must be non-empty text.")
-            content = normalize(content)
-            check_characters(content, f"history[{i}].content")
-            if len(content) > self.settings.max_message_chars:
-                raise InvalidInput(
-                    f"history[{i}].content is {len(content):,} characters; the limit is "
-                    f"{self.settings.max_message_chars:,}."
-                )
-            turns.append((turn["role"], content))
-        customer_turns = sum(1 for role, _ in turns if role == "user")
-        if customer_turns > self.settings.max_conversation_turns:
-            raise InvalidInput(
-                f"The history holds {customer_turns:,} customer messages; a conversation may "
-                f"hold {self.settings.max_conversation_turns:,}."
-            )
+        turns = checked_history(
+            history or [], self.settings.max_message_chars, self.settings.max_conversation_turns
+        )
         cid = self.conversations.create(conversation_id, visitor_id=visitor_id)
         for role, content in turns:
             self.conversations.add_message(cid, role=role, content=content)
@@ -316,10 +295,10 @@ class ChatService:
         elif decision.kind == "handoff":
             reply, kind = replies.HANDOFF[decision.reason], "handoff"
             waiting = self.conversations.hand_off(conversation_id, reason=decision.reason)
-            yield Delta(reply := with_language_note(plan, reply))
+            yield Delta(reply := plan.with_language_note(reply))
         elif decision.kind == "clarify":
             reply, kind = replies.clarify_text(decision.hits, decision.reason), "clarify"
-            yield Delta(reply := with_language_note(plan, reply))
+            yield Delta(reply := plan.with_language_note(reply))
         else:
             kind = "answer"
             reply, grounded, origin, model, tokens = yield from answer(
@@ -422,9 +401,3 @@ class ChatService:
         if self.metrics is not None:
             self.metrics.turn(result)
         yield Final(result)
-
-def with_language_note(plan: TurnPlan, reply: str) -> str:
-    """A clarifying question or handoff of a message in another language says why first."""
-    if plan.language is None:
-        return reply
-    return f"{replies.OTHER_LANGUAGE.format(language=language_name(plan.kb_language))} {reply}"

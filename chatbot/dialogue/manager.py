@@ -14,6 +14,8 @@ from chatbot.dialogue.decision import Decision, Thresholds, decide
 from chatbot.dialogue.followup import Query, build_query
 from chatbot.dialogue.intents import Intent, classify
 from chatbot.dialogue.language import kb_language, other_language
+from chatbot.dialogue.language import name as language_name
+from chatbot.replies import OTHER_LANGUAGE
 from knowledge.retrieval import Hit, Retriever
 
 # A follow-up that repeats the previous entry's topic usually asks about something new, so
@@ -32,6 +34,12 @@ class TurnPlan:
     decision: Decision
     language: str | None = None  # the message's language, when surely not the KB's
     kb_language: str = "en"
+
+    def with_language_note(self, reply: str) -> str:
+        """A clarifying question or handoff of a message in another language says why first."""
+        if self.language is None:
+            return reply
+        return f"{OTHER_LANGUAGE.format(language=language_name(self.kb_language))} {reply}"
 
 
 def clarifications_in_a_row(history: Sequence[Message]) -> int:
