@@ -37,7 +37,7 @@ from chatbot import metrics as m
 from chatbot.evaluation import Case, percentile
 from chatbot.generation.base import ChatMessages, GenerationParams, Generator
 from chatbot.grounding import sentences
-from chatbot.prompts import HANDOFF_REPLY
+from chatbot.prompts import is_handoff_reply
 from knowledge.records import Entry, Record
 
 
@@ -52,14 +52,11 @@ def went_through_model(result: Mapping[str, Any]) -> bool:
     )
 
 
-ABSTAIN_F1 = 0.7  # token F1 of a first sentence with HANDOFF_REPLY: near word for word
-
-
 def abstained(model_text: str | None) -> bool:
     """Whether the model's own words open with the trained handoff reply ("I'm not able to
     answer that from our help articles, so I'm passing this conversation to a colleague...")."""
     first = sentences(model_text or "")[:1]
-    return bool(first) and m.token_f1(first[0], HANDOFF_REPLY) >= ABSTAIN_F1
+    return bool(first) and is_handoff_reply(first[0])
 
 
 def _round(value: float | None) -> float | None:

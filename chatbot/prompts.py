@@ -12,6 +12,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from chatbot.metrics import token_f1
+
 SYSTEM_PROMPT = (
     "You are a customer-support assistant. Answer the customer's last message using only "
     "the facts in the passages below. Reply in one to three short sentences in the "
@@ -23,6 +25,13 @@ HANDOFF_REPLY = (
     "I'm not able to answer that from our help articles, so I'm passing this conversation "
     "to a colleague who will get back to you."
 )
+ABSTAIN_F1 = 0.7  # token F1 of a sentence with HANDOFF_REPLY: near word for word
+
+
+def is_handoff_reply(sentence: str) -> bool:
+    """Whether ``sentence`` is the handoff reply a model from ``chatbot train`` gives when its
+    passages do not answer the question (its abstention)."""
+    return token_f1(sentence, HANDOFF_REPLY) >= ABSTAIN_F1
 
 
 @dataclass(frozen=True)

@@ -287,7 +287,7 @@ class ChatService:
         grounded: bool | None = None
         waiting = False
         model: str | None = None
-        origin, tokens = "", 0
+        origin, tokens, abstained = "", 0, False
         sources = [source_of(h) for h in decision.hits]
         if decision.kind == "smalltalk":
             reply, kind, sources = replies.SMALLTALK[decision.reason], "answer", []
@@ -301,9 +301,10 @@ class ChatService:
             yield Delta(reply := plan.with_language_note(reply))
         else:
             kind = "answer"
-            reply, grounded, origin, model, tokens = yield from answer(
+            answered = yield from answer(
                 self, plan.intent.text, history, decision, sampling, model_allowed=flag is None
             )
+            reply, grounded, origin, model, tokens, abstained = answered
         fallback = origin == "fallback"
         latency = (time.perf_counter() - started) * 1000
         stored = self.conversations.add_message(
@@ -321,6 +322,7 @@ class ChatService:
                 "context": plan.query.context,
                 "fallback": fallback,
                 "kb_version": self.retriever.version,
+                **({"abstained": True} if abstained else {}),
             },
         )
         if decision.kind == "handoff" and waiting:

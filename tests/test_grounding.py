@@ -147,6 +147,28 @@ def test_ungrounded_reply_is_replaced_by_the_entry_answer(make_services):
     assert stored.meta["fallback"] is True
 
 
+def test_the_models_abstention_is_never_shown_and_is_marked_for_staff(make_services):
+    """A tuned model's handoff sentence is no handoff: the entry's text answers, and the turn
+    is marked so the question appears among the unanswered ones."""
+    from chatbot.prompts import HANDOFF_REPLY
+
+    generator = ScriptedGenerator()
+    services = make_services(generator, fast_path_threshold=1.5)
+    generator.enqueue(HANDOFF_REPLY.replace("I'm", "I am"), "Delivery to Canada takes 7 to 10 "
+                      "business days after dispatch and costs £18.")
+    cid = services.chat.start_conversation()
+    events = list(services.chat.stream_message(cid, "How long does delivery to Canada take?"))
+    result = events[-1].result
+    assert [type(e) for e in events] == [Reset, Final]
+    assert (result.decision, result.fallback, result.grounded) == ("answer", True, False)
+    assert result.text == services.knowledge.get("delivery-canada").answer
+    assert services.conversations.status(cid) == "bot"  # not handed over
+    assert services.conversations.messages(cid)[-1].meta["abstained"] is True
+    again = services.chat.send_message(cid, "How long does delivery to Canada take?")
+    assert again.grounded is True  # a stated answer is not an abstention
+    assert "abstained" not in services.conversations.messages(cid)[-1].meta
+
+
 def test_reply_that_goes_wrong_midway_is_withdrawn(make_services):
     generator = ScriptedGenerator()
     services = make_services(generator, fast_path_threshold=1.5)

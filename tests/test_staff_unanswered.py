@@ -92,6 +92,11 @@ def seeded(services):
     _, liked = s.turn("up", "2025-06-06 09:00:00", "Where is my order?", "Use the link.",
                       decision="answer", source="order-tracking")
     s.rate("up", liked, "up", "2025-06-06 09:01:00")
+    s.conversation("abstained", "2025-06-08 09:00:00")
+    ids["abstained"], _ = s.turn("abstained", "2025-06-08 09:00:00", "Can I pay by invoice?",
+                                 "Use the link.", decision="answer", source="x", abstained=True)
+    s.turn("abstained", "2025-06-08 09:02:00", "And by card?", "Yes.", decision="answer",
+           source="x", abstained=False)
     s.conversation("lowconf", "2025-06-07 09:00:00")
     ids["lowconf"], _ = s.turn("lowconf", "2025-06-07 09:00:00", "boots?", "Passing you on.",
                                decision="handoff", reason="low_confidence")
@@ -108,6 +113,7 @@ def test_which_questions_count(staff, seeded):
         seeded["warehouse"]: ["repeated_clarification"],
         seeded["colour"]: ["thumbs_down"],
         seeded["lowconf"]: ["low_confidence"],
+        seeded["abstained"]: ["model_abstained"],
     }
     assert seeded["human"] not in found  # "I want a human" is not the question
 
@@ -248,3 +254,26 @@ def test_the_operating_point_of_the_live_version(staff, seeded):
 
     assert "answer precision" in calibration_markdown(report)
     assert "built-in calibration" in calibration_markdown({"fitted": False})
+
+
+@pytest.fixture(scope="module")
+def either_database(tmp_path_factory, shared_embedding_model, kb_template, module_database):
+    folder = tmp_path_factory.mktemp("unanswered-db") / "data"
+    with module_services(folder, kb_template, **module_database) as services:
+        yield services
+
+
+def test_abstentions_are_found_in_sqlite_and_postgresql(either_database):
+    """The JSON test on ``meta`` that picks out conversations holding an abstention is SQL
+    that each database spells its own way."""
+    staff = build_staff(either_database)
+    add_staff_accounts(staff)
+    s = Seeder(either_database.engine)
+    s.conversation("abst", "2025-07-01 09:00:00")
+    asked, _ = s.turn("abst", "2025-07-01 09:00:00", "Can I pay by invoice?", "Use the link.",
+                      decision="answer", source="x", abstained=True)
+    s.conversation("fine", "2025-07-02 09:00:00")
+    s.turn("fine", "2025-07-02 09:00:00", "Where is my order?", "Use the link.",
+           decision="answer", source="x", abstained=False, fallback=True)
+    questions = staff.unanswered.questions(staff_user(staff, "editor"), "2025-07-01", "2025-07-31")
+    assert [(q.message_id, q.reasons) for q in questions] == [(asked, ["model_abstained"])]

@@ -11,7 +11,9 @@ A customer message (role ``user``) is an unanswered question when:
   before "I want a human", never that message itself);
 - ``repeated_clarification``: it is one of a run of turns the bot answered with a clarifying
   question, where the run has at least two such turns or ends in a handoff;
-- ``thumbs_down``: the customer rated the bot's answer to it down.
+- ``thumbs_down``: the customer rated the bot's answer to it down;
+- ``model_abstained``: the answer model said its passages do not answer it (the reply is the
+  passage's own text instead, marked ``abstained``; see ``chatbot.answering``).
 
 A question is dated by the customer's message. Messages resolved by an editor (rows in
 ``unanswered_resolutions``) are left out unless ``include_resolved``.
@@ -29,7 +31,7 @@ from chatbot.models import FeedbackRow, MessageRow, UnansweredResolutionRow
 from chatbot.staff.dates import DateRange, Span
 
 REASONS = ("no_answer", "low_confidence", "repeated_clarification", "customer_request",
-           "thumbs_down")
+           "thumbs_down", "model_abstained")
 
 
 @dataclass
@@ -100,6 +102,9 @@ def questions_in(
                 found.append((question, reason or "handoff"))
         else:
             close_run(ended_in_handoff=False)
+            question = _turn_question(messages, i)
+            if (message.meta or {}).get("abstained") and question is not None:
+                found.append((question, "model_abstained"))
         if message.id in rated_down:
             question = _turn_question(messages, i)
             if question is not None:
@@ -116,7 +121,9 @@ def collect(
 ) -> list[Question]:
     """Unanswered questions asked in ``dates`` (all time when None), oldest first."""
     flagged = select(MessageRow.conversation_id).where(
-        MessageRow.role == "assistant", MessageRow.decision.in_(("handoff", "clarify"))
+        MessageRow.role == "assistant",
+        MessageRow.decision.in_(("handoff", "clarify"))
+        | (MessageRow.meta["abstained"].as_boolean() == True),  # noqa: E712 (SQL, not Python)
     )
     down = select(FeedbackRow.conversation_id).where(FeedbackRow.rating == "down")
     conversation_ids = set(session.scalars(flagged)) | set(session.scalars(down))

@@ -24,6 +24,7 @@ REASON_LABELS = {
     "repeated_clarification": "repeated clarification",
     "customer_request": "asked for a person",
     "thumbs_down": "thumbs down",
+    "model_abstained": "model could not answer",
 }
 
 
