@@ -7,7 +7,8 @@ what and where, text that is not text: control characters other than tab and lin
 unpaired UTF-16 surrogates (what a JSON ``"\\ud800"`` escape decodes to; it cannot be stored as
 UTF-8). Refusing is better than silently dropping characters: the customer learns what was
 wrong, and what is stored is exactly what they sent. ``checked_history`` applies the same
-checks to the earlier turns a new conversation is started with.
+checks to the earlier turns a new conversation is started with, and ``checked_rating`` checks
+a customer's rating of an answer.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from typing import Any
 from chatbot.errors import InvalidInput
 
 ALLOWED_CONTROLS = frozenset("\t\n")
+RATINGS = ("up", "down")
+MAX_COMMENT_CHARS = 2000
 
 
 def describe_char(char: str) -> str:
@@ -90,3 +93,15 @@ def checked_history(
             f"hold {max_customer_turns:,}."
         )
     return turns
+
+
+def checked_rating(rating: Any, comment: str | None) -> str | None:
+    """The comment of a rating, trimmed (None when blank), once the rating is "up" or "down"."""
+    if rating not in RATINGS:
+        raise InvalidInput(f"The rating must be 'up' or 'down' (got {rating!r}).")
+    comment = (comment or "").strip() or None
+    if comment is not None and len(comment) > MAX_COMMENT_CHARS:
+        raise InvalidInput(
+            f"The comment is {len(comment):,} characters; the limit is {MAX_COMMENT_CHARS:,}."
+        )
+    return comment

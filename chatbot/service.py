@@ -33,7 +33,7 @@ from chatbot.dialogue.manager import plan_turn
 from chatbot.errors import Conflict, InvalidInput
 from chatbot.generation import GenerationParams, Generator
 from chatbot.identity import verify_identity
-from chatbot.inputs import checked_history, clean_message
+from chatbot.inputs import checked_history, checked_rating, clean_message
 from chatbot.moderation import Flag, Moderator
 from chatbot.monitoring import Metrics
 from chatbot.settings import Settings
@@ -60,10 +60,8 @@ __all__ = [
     "TurnResult", "clean_message",
 ]
 
-RATINGS = ("up", "down")
 # A KB whose calibration cases miss the precision target still answers what it is sure of.
 MAX_TUNED_ANSWER_THRESHOLD = 0.6
-MAX_COMMENT_CHARS = 2000
 AGENT_PRESENT = (
     "A colleague from our support team is already looking after this conversation and will "
     "reply here."
@@ -198,13 +196,7 @@ class ChatService:
     ) -> Feedback:
         """The customer rates one of the assistant's answers ("up" or "down")."""
         check_conversation_id(conversation_id)
-        if rating not in RATINGS:
-            raise InvalidInput(f"The rating must be 'up' or 'down' (got {rating!r}).")
-        comment = (comment or "").strip() or None
-        if comment is not None and len(comment) > MAX_COMMENT_CHARS:
-            raise InvalidInput(
-                f"The comment is {len(comment):,} characters; the limit is {MAX_COMMENT_CHARS:,}."
-            )
+        comment = checked_rating(rating, comment)
         stored = self.conversations.set_feedback(
             conversation_id, message_id=message_id, rating=rating, comment=comment
         )
