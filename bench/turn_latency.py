@@ -6,8 +6,9 @@
     ``ChatService.stream_message``: total time and time to the first text event
     (``Delta``, or ``Reset`` when the first sentence already failed the groundedness check);
 (c) a baseline on the same prompts: plain ``model.generate(**inputs, max_new_tokens=N,
-    do_sample=False)`` on the same model and tokenizer, with the exact ``messages`` the service
-    built (captured by wrapping the generator), run right after each turn and, like
+    do_sample=False)`` on the same model in float32 (a second copy of it when ours decodes
+    with int8 weights) and tokenizer, with the exact ``messages`` the service built
+    (captured by wrapping the generator), run right after each turn and, like
     ``LocalGenerator``, on the process's compute thread (``--baseline-main-thread`` to change
     that).
 
@@ -122,6 +123,10 @@ def main(argv: list[str] | None = None) -> int:
         help="CHATBOT_PREFILL_DTYPE for our turns (default auto); the baseline is float32",
     )
     parser.add_argument(
+        "--decode-weights", choices=("auto", "float32", "int8"), default="auto",
+        help="CHATBOT_DECODE_WEIGHTS for our turns (default auto); the baseline is float32",
+    )
+    parser.add_argument(
         "--baseline-main-thread", action="store_true",
         help="run the baseline generate in the main thread (default: on the compute thread, "
         "where LocalGenerator generates; see knowledge/compute.py)",
@@ -155,6 +160,7 @@ def main(argv: list[str] | None = None) -> int:
             data_dir=Path(tmp), database_url="", demo_kb=True, generator="local",
             torch_threads=args.threads, max_new_tokens=args.max_new_tokens,
             prefix_cache=not args.no_prefix_cache, prefill_dtype=args.prefill_dtype,
+            decode_weights=args.decode_weights,
             **({} if args.prompt_lookup is None else {"prompt_lookup_tokens": args.prompt_lookup}),
         )
         t0 = time.perf_counter()
@@ -171,7 +177,8 @@ def main(argv: list[str] | None = None) -> int:
             f"demo KB index {t_index:.1f} s, warm-up {t_warm:.1f} s; torch threads now "
             f"{torch.get_num_threads()}; prefix cache "
             f"{len(lm.prefix) if lm.prefix is not None else 'off'} tokens; prompt lookup "
-            f"{lm.prompt_lookup_tokens or 'off'}; prefill {lm.prefill_dtype}"
+            f"{lm.prompt_lookup_tokens or 'off'}; prefill {lm.prefill_dtype}; decoding "
+            f"{lm.decode_weights}"
         )
 
         fast_chat = services.chat
@@ -217,6 +224,14 @@ def main(argv: list[str] | None = None) -> int:
         gen_chat.send_message(gen_chat.start_conversation(), warm)  # warm-up, not measured
         worker_tokens: list[int] = []  # new tokens the service's generate() really produced
         real_generate = lm.model.generate
+        # The baseline is the plain float32 model: ours no longer holds its weights with int8.
+        base_generate = real_generate
+        if lm.decode_weights != "float32":
+            from chatbot.generation.local import load_model
+
+            base_model = load_model(settings.model, dtype=torch.float32).eval()
+            base_model.generation_config.prompt_lookup_num_tokens = None  # plain decoding
+            base_generate = base_model.generate
 
         def counting_generate(*a: Any, **kw: Any) -> Any:
             out = real_generate(*a, **kw)
@@ -261,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
 
             def baseline(inputs: Any = inputs) -> Any:
                 with torch.inference_mode():
-                    return real_generate(
+                    return base_generate(
                         **inputs, max_new_tokens=args.max_new_tokens, do_sample=False,
                         pad_token_id=lm.tokenizer.pad_token_id or lm.tokenizer.eos_token_id,
                     )

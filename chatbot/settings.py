@@ -162,6 +162,14 @@ class Settings(BaseSettings):
         "answers in float32: auto (bfloat16 on CPUs with AMX, where the first token comes "
         "about twice as fast; float32 elsewhere and on GPUs), float32 or bfloat16.",
     )
+    decode_weights: Literal["auto", "float32", "int8"] = Field(
+        "auto",
+        description="Weights the local model decodes with on a CPU: auto (int8 on CPUs with "
+        "AMX, where prompts are read with bfloat16 weights and no float32 copy is kept: for "
+        "SmolLM2-135M about 350 MB less memory and a 64-token answer about 20% sooner; float32 "
+        "elsewhere, on GPUs and with CHATBOT_PREFILL_DTYPE=float32), float32 or int8 (one "
+        "scale per weight row; prompts are then read with bfloat16 weights).",
+    )
     prompt_lookup_tokens: int | None = Field(
         None, ge=0, le=64,
         description="Prompt lookup decoding: tokens drafted by copying from the prompt and "
@@ -246,6 +254,11 @@ class Settings(BaseSettings):
         if self.clarify_threshold > self.answer_threshold:
             raise ValueError(
                 "CHATBOT_CLARIFY_THRESHOLD must not exceed CHATBOT_ANSWER_THRESHOLD"
+            )
+        if self.decode_weights == "int8" and self.prefill_dtype == "float32":
+            raise ValueError(
+                "CHATBOT_DECODE_WEIGHTS=int8 reads prompts with bfloat16 weights, so it cannot "
+                "be combined with CHATBOT_PREFILL_DTYPE=float32; set one of them to auto"
             )
         return self
 

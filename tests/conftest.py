@@ -124,6 +124,16 @@ def bundled_lm() -> Any:
 
 
 @pytest.fixture(scope="session")
+def bundled_float32_model() -> Any:
+    """The bundled model as plain float32 torch (``bundled_lm`` may decode with int8 weights)."""
+    import torch
+
+    from chatbot.generation.local import load_model
+
+    return load_model("bundled", dtype=torch.float32).eval()
+
+
+@pytest.fixture(scope="session")
 def tiny_records() -> list[Any]:
     from knowledge.formats import read_files
 

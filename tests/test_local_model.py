@@ -113,7 +113,7 @@ def test_the_repetition_penalty_spares_the_words_of_the_prompt(bundled_lm, messa
 
 
 def test_bfloat16_prefill_fills_the_cache_in_float32_and_keeps_the_first_token(
-    bundled_lm, messages
+    bundled_lm, bundled_float32_model, messages
 ):
     import torch
 
@@ -121,7 +121,8 @@ def test_bfloat16_prefill_fills_the_cache_in_float32_and_keeps_the_first_token(
 
     assert resolve_prefill_dtype("auto", "cuda") == "float32"
     assert resolve_prefill_dtype("float32", "cpu") == "float32"
-    prefill = BFloat16Prefill(bundled_lm.model)
+    model = bundled_float32_model
+    prefill = BFloat16Prefill(model)
     assert prefill.megabytes() > 100  # the decoder's linear weights, 2 bytes each
     ids = bundled_lm.prompt_ids(messages)["input_ids"][0].tolist()
     cache = prefill.extend(None, ids)
@@ -129,7 +130,7 @@ def test_bfloat16_prefill_fills_the_cache_in_float32_and_keeps_the_first_token(
     assert all(layer.keys.dtype == torch.float32 for layer in cache.layers)
     assert prefill.extend(None, ids[:10]) is None  # too short to be worth it
     with torch.inference_mode():
-        fast = bundled_lm.model(input_ids=torch.tensor([ids[-1:]]), cache=cache).logits[0, -1]
-        plain = bundled_lm.model(input_ids=torch.tensor([ids])).logits[0, -1]
+        fast = model(input_ids=torch.tensor([ids[-1:]]), cache=cache).logits[0, -1]
+        plain = model(input_ids=torch.tensor([ids])).logits[0, -1]
     assert fast.argmax() == plain.argmax()
     assert torch.allclose(fast.softmax(-1), plain.softmax(-1), atol=0.02)

@@ -28,6 +28,7 @@ def make_generator(settings: Settings) -> Generator:
         prompt_lookup_tokens=settings.prompt_lookup_tokens,
         prefix_cache=settings.prefix_cache,
         prefill_dtype=settings.prefill_dtype,
+        decode_weights=settings.decode_weights,
         queue_timeout=settings.generation_queue_timeout,
     )
 

@@ -8,7 +8,9 @@ Prompts go through the model's own chat template. One generation runs at a time 
 in arrival order (``generation.queue``), on the process's compute thread
 (``knowledge.compute``); tokens stream through ``TextIteratorStreamer``. Each generation
 starts from the cached prompt prefix every turn shares (``generation.prefix_cache``); on CPUs
-with AMX the rest of the prompt is read in bfloat16 (``generation.prefill``); and with
+with AMX the rest of the prompt is read in bfloat16 and the answer decoded with int8 weights,
+with no float32 copy kept (``generation.int8_decode``; ``generation.prefill`` reads prompts in
+bfloat16 for a float32 model); and with
 ``prompt_lookup_tokens`` it drafts tokens by copying from the prompt (prompt lookup decoding:
 the model checks a whole draft in one forward pass; greedy output is the same up to float
 rounding), which suits answers that quote their passages. Such a generation starts from the prefix
@@ -26,6 +28,8 @@ from typing import Any
 
 from chatbot.errors import ModelUnavailable
 from chatbot.generation.base import ChatMessages, GenerationParams
+from chatbot.generation.int8_decode import convert as convert_to_int8_decoding
+from chatbot.generation.int8_decode import resolve_decode_weights
 from chatbot.generation.prefill import BFloat16Prefill, resolve_prefill_dtype
 from chatbot.generation.prefix_cache import PrefixCache, cache_kwarg, resume_assisted_from_cache
 from chatbot.generation.queue import FairQueue
@@ -136,6 +140,7 @@ class LocalGenerator:
         prompt_lookup_tokens: int | None = None,
         prefix_cache: bool = True,
         prefill_dtype: str = "auto",
+        decode_weights: str = "auto",
         queue_timeout: float | None = None,
     ) -> None:
         import torch
@@ -171,7 +176,19 @@ class LocalGenerator:
         # The int8 layers of a quantized model take float32 only.
         self.prefill_dtype = "float32" if quantized else resolve_prefill_dtype(
             prefill_dtype, self.device)
-        self.prefill = BFloat16Prefill(self.model) if self.prefill_dtype == "bfloat16" else None
+        # Int8 decoding reads prompts with bfloat16 weights, so it follows a float32 prefill
+        # asked for explicitly (settings refuse int8 with it).
+        self.decode_weights = "float32" if quantized or (
+            decode_weights == "auto" and self.prefill_dtype == "float32"
+        ) else resolve_decode_weights(decode_weights, self.device)
+        self.prefill = None
+        if self.decode_weights == "int8":
+            counts = convert_to_int8_decoding(self.model)
+            log.info("int8 decoding: %d linear layers converted, %d kept in float32",
+                     counts["converted"], counts["kept_float32"])
+            self.prefill_dtype = "bfloat16"  # what MixedLinear reads a prompt with
+        elif self.prefill_dtype == "bfloat16":
+            self.prefill = BFloat16Prefill(self.model)
         self.queue = FairQueue(queue_timeout)
 
     def warm_up(self, samples: list[ChatMessages]) -> None:
