@@ -35,6 +35,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -204,6 +205,24 @@ def rss_mib(pid: int) -> float:
     return float("nan")
 
 
+class RssSampler(threading.Thread):
+    """The server's RSS every two seconds: its peak, and its value at each full minute."""
+
+    def __init__(self, pid: int) -> None:
+        super().__init__(daemon=True)
+        self.pid, self.peak, self.peak_at, self.minutes = pid, 0.0, 0.0, []
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        start = time.monotonic()
+        while not self.done.wait(2.0):
+            rss = rss_mib(self.pid)
+            if rss > self.peak:
+                self.peak, self.peak_at = rss, time.monotonic() - start
+            if time.monotonic() - start >= 60 * (len(self.minutes) + 1):
+                self.minutes.append(rss)
+
+
 async def run(args: argparse.Namespace, url: str) -> Tally:
     import httpx
 
@@ -225,7 +244,8 @@ async def run(args: argparse.Namespace, url: str) -> Tally:
     return tally
 
 
-def report(tally: Tally, args: argparse.Namespace, rss: tuple[float, float] | None) -> None:
+def report(tally: Tally, args: argparse.Namespace, rss: tuple[float, float] | None,
+           sampler: RssSampler | None) -> None:
     codes = {k: v for k, v in tally.statuses.items() if isinstance(k, int)}
     five = sum(v for k, v in codes.items() if k >= 500)
     print(f"customers {args.customers}, {args.duration:.0f} s, think time "
@@ -239,6 +259,10 @@ def report(tally: Tally, args: argparse.Namespace, rss: tuple[float, float] | No
               f"final {p50_p95(tally.total_ms[key])}")
     if rss:
         print(f"server RSS: {rss[0]:.0f} MiB when ready, {rss[1]:.0f} MiB at the end")
+    if sampler:
+        minutes = ", ".join(f"{m:.0f}" for m in sampler.minutes)
+        print(f"server RSS peak {sampler.peak:.0f} MiB ({sampler.peak_at:.0f} s in); "
+              f"at each minute: {minutes} MiB")
 
 
 def main() -> int:
@@ -266,14 +290,19 @@ def main() -> int:
         if url is None:
             proc, url = start_server(Path(tmp), args.threads)
         ready_rss = rss_mib(proc.pid) if proc else None
+        sampler = RssSampler(proc.pid) if proc else None
+        if sampler:
+            sampler.start()
         try:
             tally = asyncio.run(run(args, url))
             end_rss = rss_mib(proc.pid) if proc else None
         finally:
+            if sampler:
+                sampler.done.set()
             if proc is not None:
                 proc.terminate()
                 proc.wait(30)
-        report(tally, args, (ready_rss, end_rss) if proc else None)
+        report(tally, args, (ready_rss, end_rss) if proc else None, sampler)
     footer()
     return 0
 

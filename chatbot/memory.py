@@ -6,6 +6,16 @@ megabytes per turn (tokenised prompts, attention buffers), so with dozens of thr
 creeps up by hundreds of MiB under load although nothing is kept. Two arenas, as the
 ``MALLOC_ARENA_MAX=2`` setting many Python servers run with, keep it flat; an explicit
 ``MALLOC_ARENA_MAX`` in the environment wins.
+
+Within those arenas, glibc raises its mmap threshold each time a large block is freed (up to
+32 MiB), so after the first few prompts even the biggest buffers of a prompt's forward pass
+come from the heap, and heap pages between live blocks stay resident. A fixed threshold of
+4 MiB keeps those buffers in their own mappings, which go back to the system when freed, while
+the small per-token buffers of decoding stay on the heap (a 128 KiB threshold, mapping those
+too, made turns a third slower). A periodic ``malloc_trim`` returns the free pages left
+between live heap blocks. Measured with ``bench/load_test.py`` (50 customers, 5 minutes), the
+two together keep the server's RSS under 1.5 GiB where it reached 1.8 GiB. An explicit
+``MALLOC_MMAP_THRESHOLD_`` or ``MALLOC_TRIM_THRESHOLD_`` wins.
 """
 
 from __future__ import annotations
@@ -14,7 +24,13 @@ import ctypes
 import ctypes.util
 import os
 
-M_ARENA_MAX = -8  # from glibc's malloc.h
+from chatbot.periodic import PeriodicJob
+
+# from glibc's malloc.h
+M_TRIM_THRESHOLD = -1
+M_MMAP_THRESHOLD = -3
+M_ARENA_MAX = -8
+LARGE_BLOCK = 4 * 1024 * 1024
 
 
 def _libc() -> ctypes.CDLL | None:
@@ -33,8 +49,30 @@ def limit_malloc_arenas(arenas: int = 2) -> bool:
     return bool(mallopt(M_ARENA_MAX, arenas)) if mallopt is not None else False
 
 
+def map_large_blocks(threshold: int = LARGE_BLOCK) -> bool:
+    """Serve blocks from ``threshold`` bytes up with their own mappings, and trim the heap's
+    top above it; False where not glibc or where the environment sets either."""
+    if {"MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_"} & os.environ.keys():
+        return False
+    mallopt = getattr(_libc(), "mallopt", None)
+    if mallopt is None:
+        return False
+    # Setting either one also turns off glibc's dynamic threshold.
+    return bool(mallopt(M_MMAP_THRESHOLD, threshold)) and bool(mallopt(M_TRIM_THRESHOLD, threshold))
+
+
 def release_free_memory() -> None:
     """Return freed heap pages to the system (after loading models), where glibc allows it."""
     malloc_trim = getattr(_libc(), "malloc_trim", None)
     if malloc_trim is not None:
         malloc_trim(0)
+
+
+class MemoryTrim(PeriodicJob):
+    """Gives freed heap pages back to the system every ``interval`` seconds while serving."""
+
+    thread_name = "memory-trim"
+    failure = "trimming the heap failed"
+
+    def tick(self) -> None:
+        release_free_memory()

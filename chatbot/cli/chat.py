@@ -9,6 +9,7 @@ from chatbot.cli import emit_json, load_settings, main, quiet_libraries
 # The web layer sits above chatbot (ui -> chatbot -> knowledge), so the CLI names its app
 # factory instead of importing it, the way uvicorn names applications.
 WEB_APP = "ui.app:create_app"
+TRIM_INTERVAL = 10.0  # seconds
 
 
 @main.command()
@@ -22,11 +23,17 @@ def serve(host: str | None, port: int | None) -> None:
 
     from chatbot.demo import ensure_demo_kb
     from chatbot.logs import configure_logging
-    from chatbot.memory import limit_malloc_arenas, release_free_memory
+    from chatbot.memory import (
+        MemoryTrim,
+        limit_malloc_arenas,
+        map_large_blocks,
+        release_free_memory,
+    )
     from chatbot.services import build_services
     from chatbot.warmup import warm_up
 
     limit_malloc_arenas()
+    map_large_blocks()
     quiet_libraries()
     settings = load_settings()
     if host:
@@ -45,6 +52,7 @@ def serve(host: str | None, port: int | None) -> None:
     app = getattr(importlib.import_module(module), factory)(services)
     click.echo(f"Serving on http://{settings.host}:{settings.port}", err=True)
     configure_logging(settings)
+    MemoryTrim(TRIM_INTERVAL).start()
     uvicorn.run(app, host=settings.host, port=settings.port, log_config=None,
                 log_level=settings.log_level, timeout_graceful_shutdown=10)
 
