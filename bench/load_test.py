@@ -13,7 +13,7 @@ lost if the server acknowledged it (a ``final`` event) but it is not stored, or 
 the reply that was streamed. Figures: requests by HTTP status, 5xx, lost messages, time to
 the first event and to the final one (p50/p95/max), overall and by how the turn was answered
 (the final event's ``origin``: fast path, generated, KB fallback; or clarify, handoff), and
-the server's RSS when ready and at the end.
+the server's RSS when ready, at the end and at its highest (the kernel's VmHWM).
 
 Without ``--url`` the script starts ``chatbot serve`` itself on a free loopback port with a
 throwaway data dir and the demo KB, and with rate limits off (``CHATBOT_RATE_LIMIT=0``): every
@@ -198,9 +198,11 @@ def start_server(data_dir: Path, threads: int) -> tuple[subprocess.Popen[bytes],
     raise SystemExit("the server did not become ready within 300 s")
 
 
-def rss_mib(pid: int) -> float:
+def rss_mib(pid: int, field: str = "VmRSS") -> float:
+    """The process's resident memory now, or with ``field="VmHWM"`` the most it ever held (the
+    kernel's high-water mark, which no sampling interval can miss)."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(f"{field}:"):
             return int(line.split()[1]) / 1024
     return float("nan")
 
@@ -244,7 +246,7 @@ async def run(args: argparse.Namespace, url: str) -> Tally:
     return tally
 
 
-def report(tally: Tally, args: argparse.Namespace, rss: tuple[float, float] | None,
+def report(tally: Tally, args: argparse.Namespace, rss: tuple[float, float, float] | None,
            sampler: RssSampler | None) -> None:
     codes = {k: v for k, v in tally.statuses.items() if isinstance(k, int)}
     five = sum(v for k, v in codes.items() if k >= 500)
@@ -258,7 +260,8 @@ def report(tally: Tally, args: argparse.Namespace, rss: tuple[float, float] | No
         print(f"  {key:<22} n={n:<5} first event {p50_p95(tally.first_ms[key])}   "
               f"final {p50_p95(tally.total_ms[key])}")
     if rss:
-        print(f"server RSS: {rss[0]:.0f} MiB when ready, {rss[1]:.0f} MiB at the end")
+        print(f"server RSS: {rss[0]:.0f} MiB when ready, {rss[1]:.0f} MiB at the end, "
+              f"{rss[2]:.0f} MiB at most (VmHWM)")
     if sampler:
         minutes = ", ".join(f"{m:.0f}" for m in sampler.minutes)
         print(f"server RSS peak {sampler.peak:.0f} MiB ({sampler.peak_at:.0f} s in); "
@@ -296,13 +299,14 @@ def main() -> int:
         try:
             tally = asyncio.run(run(args, url))
             end_rss = rss_mib(proc.pid) if proc else None
+            most_rss = rss_mib(proc.pid, "VmHWM") if proc else None
         finally:
             if sampler:
                 sampler.done.set()
             if proc is not None:
                 proc.terminate()
                 proc.wait(30)
-        report(tally, args, (ready_rss, end_rss) if proc else None, sampler)
+        report(tally, args, (ready_rss, end_rss, most_rss) if proc else None, sampler)
     footer()
     return 0
 

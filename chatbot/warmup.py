@@ -4,7 +4,8 @@ The first query embedding and the first generation are several times slower than
 (kernels, allocator, tokenizer caches), and the local model learns the prompt prefix every
 turn shares from the first two prompts it sees (``generation.prefix_cache``). Two sample turns
 in the serving layout, built by the same ``prompts.build_messages``, do both before the server
-reports ready.
+reports ready. The language detector's model (~80 MB) is loaded here too: loaded by the first
+messages, it held each of them up for a third of a second.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
+from chatbot.dialogue.language import load_detector
 from chatbot.prompts import PromptPassage, build_messages
 
 if TYPE_CHECKING:
@@ -29,9 +31,11 @@ SAMPLES = (
 
 
 def warm_up(services: Services) -> float:
-    """Embed a query and run two short generations; returns the seconds it took."""
+    """Embed a query, load the language detector and run two short generations; returns the
+    seconds it took."""
     started = time.perf_counter()
     services.embedder.embed_query(SAMPLES[0][0])
+    load_detector()
     generator = services.chat.generator
     if generator is not None and hasattr(generator, "warm_up"):
         samples = [

@@ -4,10 +4,13 @@ answered (its intent is clear) or asked about or handed over, never answered wro
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 from test_decision import hit
 
 from chatbot import replies
+from chatbot.dialogue import language
 from chatbot.dialogue.decision import SHORT_MARGIN, Thresholds, decide
 from chatbot.dialogue.intents import classify
 from chatbot.dialogue.language import kb_language, other_language, sure_language
@@ -117,3 +120,22 @@ def test_language_detection_is_sure_only_of_whole_sentences():
     assert sure_language("Single") is None
     german = ["Wie lange dauert die Lieferung?", "Unsere Rückgaberichtlinie erklärt die Regeln."]
     assert other_language("Wie lange dauert die Lieferung nach Deutschland?", german) is None
+
+
+def test_first_messages_arriving_together_load_the_language_model_once():
+    # Each copy is ~80 MB: fifty first messages at once each loaded one before this was locked.
+    language._load_identifier.cache_clear()
+    start = threading.Barrier(8)
+    found: list[str] = []
+
+    def first_message() -> None:
+        start.wait()
+        found.append(language.detect("Wie lange dauert die Lieferung nach Deutschland?")[0])
+
+    threads = [threading.Thread(target=first_message) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert found == ["de"] * 8
+    assert language._load_identifier.cache_info().misses == 1
