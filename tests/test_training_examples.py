@@ -12,6 +12,7 @@ import pytest
 from chatbot.prompts import HANDOFF_REPLY
 from chatbot.training.data import (
     DataOptions,
+    Example,
     ExampleSet,
     PromptShape,
     answer_check,
@@ -139,14 +140,33 @@ def test_no_abstain_example_where_other_passages_state_the_answer(make_services:
     assert checked.counts()["answer"] == plain.counts()["answer"]
 
 
-def test_validation_split_keeps_each_entry_on_one_side(make_services: Any) -> None:
-    examples = _examples(make_services(), abstain_share=1.0)
+def test_validation_holds_out_whole_phrasings_and_every_entry_is_learnt(
+    make_services: Any,
+) -> None:
+    examples = _examples(make_services(), abstain_share=1.0, followup_share=1.0)
     train, val = examples.split(0.3, seed=1)
     assert train and val
-    assert not {ex.group for ex in train} & {ex.group for ex in val}
     assert len(train) + len(val) == len(examples.examples)
+    phrasings = {(ex.group, ex.phrasing) for ex in val}
+    assert not phrasings & {(ex.group, ex.phrasing) for ex in train}
+    assert all(phrasing != 0 for _, phrasing in phrasings)  # never an entry's main question
+    # Every entry's answer is learnt, from its main question at least.
+    answered = {ex.group for ex in train if ex.kind == "answer" and ex.phrasing == 0}
+    assert answered == {ex.group for ex in examples.examples if ex.kind == "answer"}
+    assert {ex.kind for ex in val} >= {"answer", "abstain"}
     with pytest.raises(Exception, match="validation-split"):
         examples.split(1.0, seed=1)
+
+
+def test_with_one_question_per_entry_validation_holds_out_whole_entries() -> None:
+    def example(group: str, kind: str = "answer") -> Example:
+        return Example([{"role": "assistant", "content": "x"}], kind, group, 0)
+
+    examples = ExampleSet([example(f"e{n}") for n in range(10)] + [example("e1", "abstain")])
+    train, val = examples.split(0.2, seed=0)
+    assert len({ex.group for ex in val}) == 2
+    assert not {ex.group for ex in train} & {ex.group for ex in val}
+    assert len(train) + len(val) == 11
 
 
 def test_rated_up_replies_from_exported_conversations(tmp_path: Path, make_services: Any) -> None:

@@ -26,7 +26,8 @@ from chatbot.cli import emit_json, load_settings, main, quiet_libraries
 @click.option("--max-steps", type=int, default=-1, help="Stop after this many steps (-1: epochs).")
 @click.option("--lora", is_flag=True, help="Train LoRA adapters (PEFT), merged on save.")
 @click.option("--validation-split", type=float, default=0.1, show_default=True,
-              help="Share of entries held out for validation loss and early stopping.")
+              help="Share of questions held out for validation loss and early stopping "
+              "(every example made from one question; never an entry's main question).")
 @click.option("--search", type=int, default=0, show_default=True,
               help="Optuna trials over learning rate and epochs, chosen by validation loss.")
 @click.option("--seed", type=int, default=0, show_default=True)

@@ -48,7 +48,10 @@ Search = Callable[[str, int], Sequence[Hit]]
 class Example:
     messages: ChatMessages  # the prompt, then the assistant's target as the last message
     kind: str  # answer | noisy | abstain | followup | conversation
-    group: str  # the entry (or conversation) it came from: validation splits by group
+    group: str  # the entry (or conversation) it came from
+    # Which of the entry's questions it was made from (0: its main question; None for a
+    # conversation): validation holds out whole phrasings, never an entry's main question.
+    phrasing: int | None = None
 
 
 @dataclass(frozen=True)
@@ -65,7 +68,7 @@ class Exchange:
 class DataOptions:
     abstain_share: float = 0.2  # abstain examples per answer example
     followup_share: float = 0.2
-    noisy_share: float = 0.5  # customer-style rewrites per answer example
+    noisy_share: float = 1.0  # customer-style rewrites per answer example
     seed: int = 0
     extra_hits: int = 3  # retrieved beyond top_k so a removed entry still leaves top_k hits
 
@@ -137,18 +140,32 @@ class ExampleSet:
         return out
 
     def split(self, validation: float, seed: int) -> tuple[list[Example], list[Example]]:
-        """Train and validation examples; whole groups go to one side, so validation loss
-        measures answers to entries the model has not been trained on."""
+        """Train and validation examples. A ``validation`` share of the phrasings goes to
+        validation whole (every example made from one question: its answer, noisy, abstain and
+        follow-up forms), but never an entry's main question, so the model still learns every
+        entry's answer and validation loss measures questions phrased in ways it has not seen,
+        as customers ask them. Holding out whole entries instead left a tenth of the knowledge
+        base unlearnt: the served model handed off questions about them that it could answer
+        from their passages. A knowledge base with one question per entry has no such phrasing,
+        and then whole entries are held out."""
         if not 0 <= validation < 1:
             raise InvalidInput("--validation-split must be at least 0 and below 1.")
-        groups = sorted({ex.group for ex in self.examples})
-        random.Random(seed).shuffle(groups)
-        n_val = round(len(groups) * validation)
-        if validation and n_val == 0 and len(groups) > 1:
+
+        by_phrasing = any(ex.phrasing for ex in self.examples)
+
+        def unit(ex: Example) -> tuple[str, int | None]:
+            return ex.group, ex.phrasing if by_phrasing else None
+
+        units = sorted(
+            {unit(ex) for ex in self.examples if not by_phrasing or ex.phrasing != 0}, key=str
+        )
+        random.Random(seed).shuffle(units)
+        n_val = round(len(units) * validation)
+        if validation and n_val == 0 and len(units) > 1:
             n_val = 1
-        held = set(groups[:n_val])
-        train = [ex for ex in self.examples if ex.group not in held]
-        val = [ex for ex in self.examples if ex.group in held]
+        held = set(units[:n_val])
+        train = [ex for ex in self.examples if unit(ex) not in held]
+        val = [ex for ex in self.examples if unit(ex) in held]
         return train, val
 
 
@@ -177,35 +194,35 @@ def build_examples(
         """Whether the prompt built from ``hits`` shows the entry's passage."""
         return entry_id in {p.id for p in select_passages(hits, shape.min_score)}
 
-    def abstain(question: str, hits: Sequence[Hit], entry: Entry) -> None:
+    def abstain(question: str, hits: Sequence[Hit], entry: Entry, phrasing: int) -> None:
         if states_answer is not None and states_answer(entry.answer, hits):
             out.skipped_abstain += 1
             return
-        out.examples.append(
-            Example(shape.messages(question, list(hits), (), HANDOFF_REPLY), "abstain", entry.id)
-        )
+        messages = shape.messages(question, list(hits), (), HANDOFF_REPLY)
+        out.examples.append(Example(messages, "abstain", entry.id, phrasing))
 
     answered: list[tuple[str, str]] = []  # (question, answer) pairs for follow-up history
     for entry in entries:
-        for question in entry.variants():
+        for phrasing, question in enumerate(entry.variants()):
             top = list(search(question, shape.top_k))
             if top and shows(top, entry.id):
-                out.examples.append(
-                    Example(shape.messages(question, top, (), entry.answer), "answer", entry.id)
-                )
+                out.examples.append(Example(
+                    shape.messages(question, top, (), entry.answer), "answer", entry.id, phrasing
+                ))
                 answered.append((question, entry.answer))
                 if noise_rng.random() < options.noisy_share:
                     typed = customer_form(question, noise_rng)
                     hits = list(search(typed, shape.top_k))
                     if typed != question and shows(hits, entry.id):
                         out.examples.append(Example(
-                            shape.messages(typed, hits, (), entry.answer), "noisy", entry.id
+                            shape.messages(typed, hits, (), entry.answer), "noisy", entry.id,
+                            phrasing,
                         ))
                 if rng.random() < options.abstain_share:
                     more = search(question, shape.top_k + options.extra_hits)
                     others = [h for h in more if h.parent != entry.id][: shape.top_k]
                     if others:
-                        abstain(question, others, entry)
+                        abstain(question, others, entry, phrasing)
                 if answered[:-1] and rng.random() < options.followup_share:
                     earlier = rng.choice(answered[:-1])
                     history = [("user", earlier[0]), ("assistant", earlier[1])]
@@ -214,11 +231,12 @@ def build_examples(
                             shape.messages(question, top, history, entry.answer),
                             "followup",
                             entry.id,
+                            phrasing,
                         )
                     )
             elif top:
                 # Retrieval missed the entry: the prompt the model will see may hold no answer.
-                abstain(question, top, entry)
+                abstain(question, top, entry, phrasing)
     for ex in conversations:
         hits = list(search(ex.question, shape.top_k))
         if hits:
