@@ -4,7 +4,7 @@ The first query embedding and the first generation are several times slower than
 (kernels, allocator, tokenizer caches), and the local model learns the prompt prefix every
 turn shares from the first two prompts it sees (``generation.prefix_cache``). Two sample turns
 in the serving layout, built by the same ``prompts.build_messages``, do both before the server
-reports ready. The language detector's model (~80 MB) is loaded here too: loaded by the first
+reports ready. The language detector's model (54 MB) is loaded here too: loaded by the first
 messages, it held each of them up for a third of a second.
 """
 

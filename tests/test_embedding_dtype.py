@@ -1,4 +1,5 @@
-"""The embedding model's precision: bfloat16 where the CPU has it natively, the same vectors."""
+"""The embedding model: bfloat16 where the CPU has it natively, and the same vectors whichever
+path a text takes through it."""
 
 from __future__ import annotations
 
@@ -45,3 +46,27 @@ def test_the_setting_is_checked(monkeypatch):
     monkeypatch.setenv("CHATBOT_EMBEDDING_DTYPE", "half")
     with pytest.raises(ValidationError, match="embedding_dtype"):
         Settings()
+
+
+def test_a_few_texts_embed_as_encode_embeds_them_with_the_models_prompt(
+    shared_embedding_model, monkeypatch
+):
+    import sentence_transformers
+
+    real = type(Embedder()._model)
+    monkeypatch.setattr(sentence_transformers, "SentenceTransformer", real)
+    embedder = Embedder(dtype="float32")  # its own model: the prompt below must not leak
+    model = embedder._model
+    texts = [*TEXTS, "ok", "x " * 400]  # one word, and one past the model's 256 tokens
+
+    def encoded() -> np.ndarray:
+        vectors = model.encode(texts, convert_to_numpy=True)
+        return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+    np.testing.assert_allclose(embedder.embed_sentences(texts), encoded(), atol=1e-6)
+    # A model that asks for a prompt in front of every text (E5's "query: ") gets it.
+    plain = embedder.embed_sentences(texts)
+    model.prompts = {"query": "query: "}
+    model.default_prompt_name = "query"
+    np.testing.assert_allclose(embedder.embed_sentences(texts), encoded(), atol=1e-6)
+    assert (embedder.embed_sentences(texts) * plain).sum(axis=1).min() < 0.99

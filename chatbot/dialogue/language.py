@@ -37,7 +37,7 @@ def load_detector() -> None:
 
 def _identifier():  # type: ignore[no-untyped-def]
     # lru_cache lets every caller that arrives before the first load ends load a copy of its
-    # own: 50 customers' first messages at once loaded ~50 copies of ~80 MB each (an RSS peak
+    # own: 50 customers' first messages at once loaded dozens of copies of ~80 MB (an RSS peak
     # of 2.6 GiB in bench/load_test.py), so the first load is made under a lock.
     with _loading:
         return _load_identifier()
@@ -51,6 +51,10 @@ def _load_identifier():  # type: ignore[no-untyped-def]
         langid.MODEL_DIR / langid.MODEL_FILE, norm_probs=True
     )
     identifier.set_languages(list(LANGUAGES))
+    if hasattr(identifier, "_full_model"):
+        # set_languages keeps the model of all 97 languages for a later call, which never
+        # comes here: 27 MB of the server's resident memory.
+        identifier._full_model = (identifier.nb_ptc, identifier.nb_pc, identifier.nb_classes)
     return identifier
 
 
