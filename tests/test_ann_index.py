@@ -82,8 +82,9 @@ def test_above_the_threshold_an_ivf_index_is_chosen(small_threshold):
     assert (ivf.nlist, ivf.nprobe) == (lists, index_module.ivf_probes(lists))
     assert 1 < ivf.nprobe < ivf.nlist  # it scans a part, not everything
     assert describe(index) == f"ivf{lists},nprobe={ivf.nprobe}"
-    # The direct map: any stored vector can be read back, as from the flat index.
-    assert np.allclose(index.reconstruct(1234), vectors[1234])
+    # The direct map: any stored vector can be read back, to float16's precision.
+    assert np.allclose(index.reconstruct(1234), vectors[1234], rtol=0, atol=2**-11)
+    assert not np.array_equal(index.reconstruct(1234), vectors[1234])  # float16 lists
     # At the threshold itself the index is still exact.
     assert describe(vector_index(vectors[:small_threshold], DIM)) == "flat"
 
@@ -117,7 +118,7 @@ def test_search_index_with_ivf_saves_loads_and_searches_alike(small_threshold, t
     # read back through the IVF index's direct map.
     hit = next(s for s in after if s.item == 42)
     assert hit.keyword > 0 and hit.code == 1.0
-    assert hit.dense == pytest.approx(float(np.max(vectors[84:86] @ query)), abs=1e-5)
+    assert hit.dense == pytest.approx(float(np.max(vectors[84:86] @ query)), abs=5e-4)
 
 
 def test_keyword_only_candidates_get_their_best_variant_similarity(small_threshold, monkeypatch):
@@ -128,7 +129,10 @@ def test_keyword_only_candidates_get_their_best_variant_similarity(small_thresho
         query = perturbed(vectors, 1, seed=5)[0]
         for s in index.signals(query, "item17 item999 item1234", k=5):
             best = float(np.max(vectors[2 * s.item : 2 * s.item + 2] @ query))
-            assert s.dense == pytest.approx(best, abs=1e-5), describe(index.vectors)
+            # The flat index stores float32, the IVF lists float16: with these 32-dimensional
+            # vectors (components ~0.2) that moves a similarity by up to ~2e-4.
+            tolerance = 1e-6 if describe(index.vectors) == "flat" else 5e-4
+            assert s.dense == pytest.approx(best, abs=tolerance), describe(index.vectors)
 
 
 def test_an_index_saved_in_the_old_format_is_stale(tmp_path):
@@ -182,7 +186,7 @@ def test_an_ivf_index_like_the_last_one_keeps_its_lists(small_threshold):
     assert np.array_equal(
         new.quantizer.reconstruct_n(0, new.nlist), old.quantizer.reconstruct_n(0, old.nlist)
     )
-    assert np.allclose(second.reconstruct(3), edited[3])
+    assert np.allclose(second.reconstruct(3), edited[3], rtol=0, atol=2**-11)  # float16 lists
 
 
 def same_vectors(a: np.ndarray, b: np.ndarray, embedder) -> None:
