@@ -14,8 +14,9 @@ come from the heap, and heap pages between live blocks stay resident. A fixed th
 the small per-token buffers of decoding stay on the heap (a 128 KiB threshold, mapping those
 too, made turns a third slower). A periodic ``malloc_trim`` returns the free pages left
 between live heap blocks. Measured with ``bench/load_test.py`` (50 customers, 5 minutes), the
-two together end the run at 1.46 GiB where it reached 1.8 GiB (a peak of 2.6 GiB while the
-first 50 turns arrive at once is not explained by this). An explicit
+two together end the run at 1.46 GiB where it reached 1.8 GiB. (A peak of 2.6 GiB while the
+first 50 turns arrived at once was not the allocator: each of them loaded its own copy of the
+language detector's model, see ``chatbot.dialogue.language``.) An explicit
 ``MALLOC_MMAP_THRESHOLD_`` or ``MALLOC_TRIM_THRESHOLD_`` wins.
 """
 
