@@ -65,11 +65,12 @@ def vector_index(
     ivf.cp.seed = seed
     old = faiss.try_extract_index_ivf(like) if like is not None else None
     if old is not None and old.nlist == lists and old.d == dim:
-        # A quantizer that already holds every list's centroid is not clustered again.
         quantizer.add(old.quantizer.reconstruct_n(0, lists))
-    rng = np.random.default_rng(seed)
-    sample = rng.choice(n, min(n, IVF_TRAIN_PER_LIST * lists), replace=False)
-    ivf.train(vectors[np.sort(sample)])
+        ivf.is_trained = True  # float16 codes have nothing to train beside the centroids
+    else:
+        rng = np.random.default_rng(seed)
+        sample = rng.choice(n, min(n, IVF_TRAIN_PER_LIST * lists), replace=False)
+        ivf.train(vectors[np.sort(sample)])
     ivf.add(vectors)
     ivf.make_direct_map()
     ivf.nprobe = ivf_probes(lists)
