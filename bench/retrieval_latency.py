@@ -175,8 +175,8 @@ def measure_size(n: int, args, embedder, static: StaticVectors) -> None:
     customer = queries_for(entries, args.queries + 5, args.seed + n + 7)
     changed = perturbed(flat_texts, args.queries, args.seed + n + 9)
     q_changed, q_customer = static(changed), static(customer[5:])
-    exact = {"perturbed stored variants": exact_top(q_changed, vectors, 10),
-             "customer-style queries": exact_top(q_customer, vectors, 10)}
+    exact = {"perturbed stored variants": (q_changed, exact_top(q_changed, vectors, 10)),
+             "customer-style queries": (q_customer, exact_top(q_customer, vectors, 10))}
     exact_ms = []
     faiss.omp_set_num_threads(1)  # as SearchIndex.signals searches (knowledge.vectors.search_one)
     for q in q_customer[:30]:
@@ -189,9 +189,8 @@ def measure_size(n: int, args, embedder, static: StaticVectors) -> None:
     t0 = time.perf_counter()
     vector_side = vector_index(vectors, embedder.dim)
     t_vec = time.perf_counter() - t0
-    recalls = {name: recall_at(vector_side, q_changed if name.startswith("perturbed")
-                               else q_customer, truth, vectors)
-               for name, truth in exact.items()}
+    recalls = {name: (len(queries), *recall_at(vector_side, queries, truth, vectors))
+               for name, (queries, truth) in exact.items()}
     del vectors, flat_texts
     gc.collect()
     t0 = time.perf_counter()
@@ -207,9 +206,8 @@ def measure_size(n: int, args, embedder, static: StaticVectors) -> None:
     print(f"    memory: vector index ~{index_mb(vector_side):,.0f} MB, leads "
           f"{leads.nbytes / 2**20:,.0f} MB; process RSS {rss_mb():,.0f} MB "
           f"(+{rss_mb() - rss0:,.0f} MB for the index and BM25)")
-    for name, (tied, strict) in recalls.items():
-        queries = q_changed if name.startswith("perturbed") else q_customer
-        print(f"    recall@10 vs exact, {len(queries)} {name}: {tied:.4f} (strict overlap "
+    for name, (count, tied, strict) in recalls.items():
+        print(f"    recall@10 vs exact, {count} {name}: {tied:.4f} (strict overlap "
               f"{strict:.4f})" + ("  [exact index]" if kind == "flat" else ""))
     print(f"    exact scan for comparison (one thread, depth 64): {p50_p95(exact_ms)}")
 
