@@ -27,6 +27,7 @@ from sqlalchemy.orm import sessionmaker
 from knowledge import compute
 from knowledge.errors import ModelUnavailable
 from knowledge.models import EmbeddingRow
+from knowledge.packed_linear import pack_linears
 
 BUNDLED = "bundled"
 DTYPES = ("auto", "float32", "bfloat16")
@@ -95,6 +96,10 @@ class Embedder:
         wanted = getattr(torch, self.dtype)
         if next(self._model.parameters()).dtype != wanted:
             self._model.to(wanted)
+        if self.dtype == "bfloat16" and self._model.device.type == "cpu":
+            self.packed_layers = pack_linears(self._model)
+        else:
+            self.packed_layers = 0
         self._sessions = sessionmaker(engine) if engine is not None else None
         self._queries: OrderedDict[str, np.ndarray] = OrderedDict()
         self._query_cache_size = query_cache_size

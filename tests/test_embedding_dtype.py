@@ -70,3 +70,58 @@ def test_a_few_texts_embed_as_encode_embeds_them_with_the_models_prompt(
     model.default_prompt_name = "query"
     np.testing.assert_allclose(embedder.embed_sentences(texts), encoded(), atol=1e-6)
     assert (embedder.embed_sentences(texts) * plain).sum(axis=1).min() < 0.99
+
+
+def test_packed_bfloat16_layers_embed_exactly_as_plain_ones(shared_embedding_model, monkeypatch):
+    """bfloat16 linear layers hold their weights in oneDNN's layout (knowledge.packed_linear):
+    queries and index batches must come out as with the plain layers."""
+    import sentence_transformers
+    import torch
+
+    import knowledge.embeddings as embeddings
+    from knowledge import packed_linear
+
+    real = type(Embedder()._model)
+    monkeypatch.setattr(sentence_transformers, "SentenceTransformer", real)
+    packed = Embedder(dtype="bfloat16")
+    monkeypatch.setattr(embeddings, "pack_linears", lambda model: 0)
+    plain = Embedder(dtype="bfloat16")
+    linears = sum(isinstance(m, torch.nn.Linear) for m in plain._model.modules())
+    assert linears > 30  # 6 layers of 6, and the pooler
+    if packed_linear.usable():
+        assert packed.packed_layers == linears
+        assert not any(isinstance(m, torch.nn.Linear) for m in packed._model.modules())
+    else:  # a torch build without the ops keeps the plain layers, and still embeds
+        assert packed.packed_layers == 0
+    few = [*TEXTS, "ok", "x " * 400]
+    many = [f"{text} ({i})" for i in range(8) for text in TEXTS]  # past SMALL_BATCH: encode
+    # The same products; oneDNN may split a batch's sums in another order (bfloat16 rounding).
+    for a, b in [(packed.embed_sentences(few), plain.embed_sentences(few)),
+                 (packed.embed_documents(many), plain.embed_documents(many))]:
+        assert (a * b).sum(axis=1).min() > 0.9999
+
+
+def test_pack_linears_replaces_only_bfloat16_cpu_layers():
+    import torch
+
+    from knowledge import packed_linear
+
+    if not packed_linear.usable():
+        pytest.skip("this torch build has no oneDNN bfloat16 weight packing")
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(
+        torch.nn.Linear(16, 32).to(torch.bfloat16),
+        torch.nn.GELU(),
+        torch.nn.Sequential(torch.nn.Linear(32, 8, bias=False).to(torch.bfloat16)),
+    )
+    keep = torch.nn.Linear(8, 4)  # float32 stays as it is
+    model.append(torch.nn.Flatten())
+    x = torch.randn(2, 5, 16, dtype=torch.bfloat16)
+    with torch.inference_mode():
+        before = model(x)
+        assert packed_linear.pack_linears(model) == 2
+        assert packed_linear.pack_linears(torch.nn.Sequential(keep)) == 0
+        assert torch.equal(model(x), before)
+    assert [type(m).__name__ for m in model] == ["PackedLinear", "GELU", "Sequential", "Flatten"]
+    assert type(model[2][0]).__name__ == "PackedLinear"
+    assert list(model.parameters()) == []  # nothing left to train or save by mistake
