@@ -108,6 +108,11 @@ class Signals:
 _CODE = re.compile(r"\b(?=[\w-]*\d)[a-z0-9][\w-]*[a-z0-9]\b", re.IGNORECASE)
 
 
+def keyword_depth(k: int) -> int:
+    """How many BM25 candidates a search for ``k`` hits takes."""
+    return max(k * 4, 20)
+
+
 def code_tokens(text: str) -> set[str]:
     return {m.lower() for m in _CODE.findall(text) if len(m) >= 3 and any(c.isalpha() for c in m)}
 
@@ -294,8 +299,15 @@ class SearchIndex:
 
     # --- search -----------------------------------------------------------------------
 
-    def signals(self, query_vec: np.ndarray, query_text: str, k: int) -> list[Signals]:
-        """Signals for the union of the best dense and keyword candidates."""
+    def signals(
+        self,
+        query_vec: np.ndarray,
+        query_text: str,
+        k: int,
+        keyword: dict[int, float] | None = None,
+    ) -> list[Signals]:
+        """Signals for the union of the best dense and keyword candidates; ``keyword`` is
+        ``keyword_scores(query_text, keyword_depth(k))`` where the caller has it already."""
         if not self.items:
             return []
         n_vec = self.vectors.ntotal
@@ -309,7 +321,8 @@ class SearchIndex:
                 item = int(self.variant_item[vid])
                 if score > dense.get(item, -1.0):
                     dense[item] = float(score)
-        keyword = self._keyword(query_text, max(k * 4, 20))
+        if keyword is None:
+            keyword = self.keyword_scores(query_text, keyword_depth(k))
         candidates = set(sorted(dense, key=dense.__getitem__, reverse=True)[: k * 4]) | set(
             keyword
         )
@@ -335,7 +348,7 @@ class SearchIndex:
             for j, i in enumerate(order)
         ]
 
-    def _keyword(self, query_text: str, k: int) -> dict[int, float]:
+    def keyword_scores(self, query_text: str, k: int) -> dict[int, float]:
         """The ``k`` best BM25 scores above zero, selected among the matching documents only
         (a selection over every document's score took ~10 ms at 1M documents)."""
         if self._bm25 is None:

@@ -19,24 +19,33 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
 from knowledge.calibration import GLOBAL, Calibration, Sample, fit, generic_unanswerable, heldout_split
 from knowledge.embeddings import Embedder
-from knowledge.index import Item, SearchIndex, Signals
+from knowledge.index import Item, SearchIndex, Signals, keyword_depth
 from knowledge.normalize import clean
 from knowledge.store import KnowledgeStore
 
 log = logging.getLogger(__name__)
 
+# From this many entries on, a query's BM25 scoring runs on another thread while the query is
+# embedded (numpy and torch release the GIL): at 1M entries it takes ~9 ms, which the embedding
+# then hides (17.0 -> 11.0 ms for the two); at 100k it takes ~0.9 ms and the hand-off to the
+# thread costs what it saves (bench/retrieval_latency.py at 100k and 1M).
+OVERLAP_ABOVE = 200_000
 LEAD_WEIGHT = 0.5
 KEYWORD_WEIGHT = 0.04
 KEYWORD_CAP = 15.0
 CONTEXT_WEIGHT = 0.6  # share of the earlier question in a follow-up's query vector
 CODE_BONUS = 0.3  # a product code or order number quoted verbatim is near-certain evidence
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -61,6 +70,34 @@ def fused(dense: float, lead: float, keyword: float, code: float = 0.0) -> float
     return (
         dense + LEAD_WEIGHT * lead + KEYWORD_WEIGHT * min(keyword, KEYWORD_CAP) + CODE_BONUS * code
     )
+
+
+_keyword_lock = threading.Lock()
+_keyword_pool: ThreadPoolExecutor | None = None
+
+
+def _keyword_thread() -> ThreadPoolExecutor:
+    global _keyword_pool
+    with _keyword_lock:
+        if _keyword_pool is None:
+            _keyword_pool = ThreadPoolExecutor(2, thread_name_prefix="keyword")
+        return _keyword_pool
+
+
+def embed_with_keywords(
+    index: SearchIndex, query: str, k: int, embed: Callable[[], T]
+) -> tuple[T, dict[int, float] | None]:
+    """``embed()``, and on a large index ``query``'s BM25 candidates for ``k`` hits, scored on
+    another thread meanwhile (None on a small one: ``signals`` scores them itself)."""
+    if len(index.items) < OVERLAP_ABOVE:
+        return embed(), None
+    keyword = _keyword_thread().submit(index.keyword_scores, query, keyword_depth(k))
+    try:
+        vector = embed()
+    except BaseException:
+        keyword.cancel()
+        raise
+    return vector, keyword.result()
 
 
 def rank(
@@ -258,10 +295,16 @@ class Retriever:
         index = self.index()
         speller = index.speller()
         query = speller.correct(query)
-        vec = self.embedder.embed_query(query)
         if context:
             context = speller.correct(clean(context))
+
+        def embed() -> np.ndarray:
+            vec = self.embedder.embed_query(query)
+            if not context:
+                return vec
             blend = vec + CONTEXT_WEIGHT * self.embedder.embed_query(context)
-            vec = (blend / max(float(np.linalg.norm(blend)), 1e-9)).astype(np.float32)
+            return (blend / max(float(np.linalg.norm(blend)), 1e-9)).astype(np.float32)
+
+        vec, keyword = embed_with_keywords(index, query, k, embed)
         calibration = self.calibration if self._calibrated_version >= 0 else GLOBAL
-        return rank(index, index.signals(vec, query, k), k, calibration)
+        return rank(index, index.signals(vec, query, k, keyword), k, calibration)

@@ -219,4 +219,4 @@ def test_build_after_an_edit_embeds_only_the_edited_item(embedder, tiny_records)
     assert again.keys == full.keys
     assert again._tokens == full._tokens  # BM25 tokens: kept ones plus the edited item's
     for query in ("visa paypal", "when is the shop open", "KX-220"):
-        assert again._keyword(query, 10) == full._keyword(query, 10)
+        assert again.keyword_scores(query, 10) == full.keyword_scores(query, 10)

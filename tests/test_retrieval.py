@@ -221,3 +221,47 @@ def test_typos_retrieve_the_right_entry(shared_kb):
         ("hi!! when will i get my refnud 😡", "refund-time"),
     ]:
         assert shared_kb.retriever.search(typed)[0].id == expected, typed
+
+
+@pytest.mark.parametrize(
+    ("query", "context"),
+    [("KX-220", None), ("when does my parcel get here?", None), ("and to norway?", "delivery time")],
+)
+def test_keywords_scored_beside_the_embedding_rank_as_scored_after_it(
+    shared_kb, monkeypatch, query, context
+):
+    """On a large index BM25 scores the query on another thread while it is embedded: the hits
+    must be the ones the one-thread path gives."""
+    import knowledge.retrieval as retrieval
+
+    serial = shared_kb.retriever.search(query, k=5, context=context)
+    index = shared_kb.retriever.index()
+    threads: list[str] = []
+    scores = index.keyword_scores
+
+    def recorded(*args):
+        threads.append(threading.current_thread().name)
+        return scores(*args)
+
+    monkeypatch.setattr(index, "keyword_scores", recorded)
+    monkeypatch.setattr(retrieval, "OVERLAP_ABOVE", 1)
+    shared_kb.embedder._queries.clear()  # the embedding runs again, as on a first query
+    assert shared_kb.retriever.search(query, k=5, context=context) == serial
+    assert len(threads) == 1 and threads[0].startswith("keyword"), threads
+    monkeypatch.setattr(retrieval, "OVERLAP_ABOVE", 10**9)
+    threads.clear()
+    assert shared_kb.retriever.search(query, k=5, context=context) == serial
+    assert threads == [threading.current_thread().name]
+
+
+def test_a_failed_embedding_fails_the_search_with_keywords_beside_it(shared_kb, monkeypatch):
+    import knowledge.retrieval as retrieval
+
+    monkeypatch.setattr(retrieval, "OVERLAP_ABOVE", 1)
+
+    def broken(text):
+        raise RuntimeError("embedding model gone")
+
+    monkeypatch.setattr(shared_kb.embedder, "embed_query", broken)
+    with pytest.raises(RuntimeError, match="embedding model gone"):
+        shared_kb.retriever.search("a question nobody asked before", k=5)
