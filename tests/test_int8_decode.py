@@ -52,6 +52,25 @@ def test_a_mixed_layer_computes_the_linear_layer(rows: int) -> None:
     assert torch.allclose(got, want, atol=0.03 * want.abs().max().item())
 
 
+def test_the_bfloat16_weight_is_packed_and_computes_as_the_plain_one() -> None:
+    from knowledge import packed_linear
+
+    if not packed_linear.usable():
+        pytest.skip("this torch build has no oneDNN bfloat16 weight packing")
+    torch.manual_seed(0)
+    linear = torch.nn.Linear(64, 48, bias=True)
+    q, scale = int8_decode.quantize_rows(linear.weight)
+    bf16 = linear.weight.detach().to(torch.bfloat16)
+    packed = int8_decode.MixedLinear(linear, q, scale, bf16)
+    plain = int8_decode.MixedLinear(linear, q, scale, bf16, pack=False)
+    assert packed.packed is not None and packed.bf16 is None
+    assert plain.packed is None and plain.bf16 is bf16
+    x = torch.randn(2, int8_decode.INT8_ROWS + 7, 64)
+    with torch.inference_mode():
+        assert torch.equal(packed(x), plain(x))
+        assert torch.equal(packed(x[:, :1]), plain(x[:, :1]))  # one token: int8 in both
+
+
 def test_a_model_decodes_with_int8_and_keeps_no_float32_copy(tiny_model: Path) -> None:
     from chatbot.generation.local import load_model
 
@@ -111,7 +130,10 @@ def test_a_generator_serves_with_int8_weights(tiny_model: Path) -> None:
     from chatbot.generation.local import LocalGenerator
 
     lm = LocalGenerator(str(tiny_model), device="cpu", decode_weights="int8")
-    assert lm.decode_weights == "int8" and lm.prefill_dtype == "bfloat16" and lm.prefill is None
+    assert lm.decode_weights == "int8" and lm.prefill_dtype == "bfloat16"
+    # The prompt is read by a bfloat16 twin of the decoder that shares the int8 layers'
+    # bfloat16 weights: it holds only the norms' own (a few kB here).
+    assert lm.prefill is not None and lm.prefill.megabytes() < 0.1
     messages = [{"role": "system", "content": "You answer from the passages. " * 8},
                 {"role": "user", "content": "Can I get it delivered to Canada?"}]
     streamed = "".join(lm.stream(messages, GREEDY))  # from the prefix cache, 1 row a step
@@ -152,6 +174,39 @@ def test_the_bundled_model_reads_its_answers_as_well_with_int8(bundled_float32_m
     model = copy.deepcopy(bundled_float32_model)
     assert int8_decode.convert(model)["kept_float32"] == 0
     assert model.model.embed_tokens.weight is model.lm_head.bf16  # the tied table, shared
+    assert model.lm_head.packed is None
     nll, hits = _answer_nll(model, tokenizer, entries)
     assert math.exp(nll) == pytest.approx(math.exp(plain_nll), rel=0.03)
     assert hits >= plain_hits - 0.02
+
+
+def test_the_bfloat16_twin_shares_the_int8_models_weights_and_reads_as_float32_does(
+    bundled_float32_model,
+) -> None:
+    from chatbot.generation.prefill import BFloat16Prefill, bfloat16_twin
+
+    model = copy.deepcopy(bundled_float32_model)
+    int8_decode.convert(model)
+    prefill = BFloat16Prefill.for_model(model)
+    assert prefill is not None
+    assert prefill.megabytes() < 1  # the norms' weights; every matrix is the model's own
+    layer, own = prefill.twin.layers[0].self_attn.q_proj, model.model.layers[0].self_attn.q_proj
+    assert layer.packed is own.packed and (layer.packed is not None or layer.weight is own.bf16)
+    assert prefill.twin.embed_tokens.table is model.model.embed_tokens.weight
+    from chatbot.generation.local import load_tokenizer
+
+    text = (REPO / "knowledge" / "demo" / "faq.jsonl").read_text(encoding="utf-8")[:1500]
+    ids = load_tokenizer("bundled")(text)["input_ids"]  # real text: a peaked next token
+    with torch.inference_mode():
+        cache = prefill.extend(None, ids)
+        assert cache.get_seq_length() == len(ids) - 1
+        assert all(layer.keys.dtype == torch.float32 for layer in cache.layers)
+        fast = model(input_ids=torch.tensor([ids[-1:]]), cache=cache).logits[0, -1]
+        plain = bundled_float32_model(input_ids=torch.tensor([ids])).logits[0, -1]
+    assert fast.argmax() == plain.argmax()
+    assert torch.allclose(fast.softmax(-1), plain.softmax(-1), atol=0.02)
+    # A decoder holding a matrix the twin cannot run in bfloat16 gets none.
+    odd = torch.nn.Module()
+    odd.conv = torch.nn.Module()
+    odd.conv.weight = torch.nn.Parameter(torch.ones(4, 4))
+    assert bfloat16_twin(odd) is None

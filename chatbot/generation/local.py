@@ -170,7 +170,6 @@ class LocalGenerator:
         own = getattr(config, "prompt_lookup_num_tokens", None) or 0
         config.prompt_lookup_num_tokens = None
         self.prompt_lookup_tokens = own if prompt_lookup_tokens is None else prompt_lookup_tokens
-        self.prefix = PrefixCache(self.model) if prefix_cache else None
         # Whether a prompt-lookup turn may start from a prefilled cache (see the function).
         self.lookup_resumes = resume_assisted_from_cache(self.model)
         # The int8 layers of a quantized model take float32 only.
@@ -187,8 +186,14 @@ class LocalGenerator:
             log.info("int8 decoding: %d linear layers converted, %d kept in float32",
                      counts["converted"], counts["kept_float32"])
             self.prefill_dtype = "bfloat16"  # what MixedLinear reads a prompt with
-        elif self.prefill_dtype == "bfloat16":
-            self.prefill = BFloat16Prefill(self.model)
+        if self.prefill_dtype == "bfloat16":
+            # With int8 decoding, MixedLinear's own bfloat16 weights read the prompts of a
+            # model the twin does not fit; with float32 decoding such a model reads in float32.
+            self.prefill = BFloat16Prefill.for_model(self.model)
+            if self.prefill is None and self.decode_weights != "int8":
+                log.info("this model has no bfloat16 twin: prompts are read in float32")
+                self.prefill_dtype = "float32"
+        self.prefix = PrefixCache(self.model, prefill=self.prefill) if prefix_cache else None
         self.queue = FairQueue(queue_timeout)
 
     def warm_up(self, samples: list[ChatMessages]) -> None:

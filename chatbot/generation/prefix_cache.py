@@ -33,8 +33,12 @@ def common_prefix(a: list[int], b: list[int]) -> int:
 class PrefixCache:
     """Not thread-safe: the generator calls it while it holds the model."""
 
-    def __init__(self, model: Any, *, min_tokens: int = MIN_PREFIX_TOKENS) -> None:
+    def __init__(self, model: Any, *, min_tokens: int = MIN_PREFIX_TOKENS,
+                 prefill: Any = None) -> None:
         self.model = model
+        # Where prompts are read with a bfloat16 prefill (generation.prefill), the prefix is
+        # read with it too, so a prompt's cache is computed alike with or without this one.
+        self.prefill = prefill
         self.min_tokens = min_tokens
         self.tokens: list[int] = []  # the cached prefix
         self._cache: Any = None
@@ -78,6 +82,9 @@ class PrefixCache:
         import torch
         from transformers import DynamicCache
 
+        if self.prefill is not None:
+            self.tokens, self._cache = list(prefix), self.prefill.read(None, prefix)
+            return
         device = next(self.model.parameters()).device
         cache = DynamicCache()
         with torch.inference_mode():

@@ -126,7 +126,8 @@ def folder_megabytes(folder: Path) -> float:
 
 
 def parameter_megabytes(model: Any) -> float:
-    """Bytes of the model's tensors in memory: fp32 parameters, or packed int8 weights."""
+    """Bytes of the model's tensors in memory: fp32 parameters, packed int8 weights, or
+    int8 rows beside packed bfloat16 weights."""
     total, seen = 0, set()
     for value in model.state_dict().values():
         tensors = value if isinstance(value, tuple) else (value,)
@@ -137,4 +138,9 @@ def parameter_megabytes(model: Any) -> float:
             if key not in seen:
                 seen.add(key)
                 total += t.numel() * t.element_size()
+    # Weights packed for oneDNN (generation.int8_decode) are attributes, not state.
+    from knowledge import packed_linear
+
+    total += sum(packed_linear.nbytes(m.packed) for m in model.modules()
+                 if getattr(m, "packed", None) is not None)
     return round(total / 1e6, 1)
