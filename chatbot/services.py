@@ -21,6 +21,7 @@ from chatbot.service import ChatService
 from chatbot.settings import Settings
 from chatbot.staff.questions import out_of_scope_texts
 from chatbot.staff.webhook import webhook_from
+from knowledge import compute
 from knowledge.embeddings import Embedder
 from knowledge.retrieval import Retriever
 from knowledge.store import KnowledgeStore
@@ -56,6 +57,10 @@ def build_services(
     migrate: bool = True,
 ) -> Services:
     """Everything a process needs, built once. ``load_generator=False`` skips the LM."""
+    # Before any model loads here: a thread that once ran torch kernels on two cores keeps an
+    # OpenMP team, and with it beside the compute thread's libgomp stops spinning, so every
+    # parallel region of a generation waits for a sleeping thread (knowledge.compute).
+    compute.single_threaded()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = make_engine(settings.resolved_database_url)
     if migrate:

@@ -62,3 +62,35 @@ def test_a_large_embedding_batch_goes_to_the_compute_thread(embedder, monkeypatc
     embedder.embed_sentences(["one short text"])
     embedder.embed_sentences([f"text number {i}" for i in range(40)])
     assert where == [False, True]
+
+
+def test_services_load_their_models_with_the_calling_thread_on_one_core(
+    monkeypatch, data_dir
+) -> None:
+    """A thread that once ran torch kernels on two cores keeps an OpenMP team beside the
+    compute thread's, and libgomp then stops spinning in both (an elementwise product on the
+    compute thread went from 10 to 76 us): the models load with the caller on one core."""
+    import chatbot.services as services
+    from chatbot.settings import Settings
+
+    seen: list[int] = []
+
+    def recording(*args, **kwargs):
+        seen.append(torch.get_num_threads())
+        raise RuntimeError("stop before loading")
+
+    monkeypatch.setattr(services, "Embedder", recording)
+    errors: list[BaseException] = []
+
+    def build() -> None:
+        torch.set_num_threads(2)  # as the server's main thread starts: all the cores
+        try:
+            services.build_services(Settings(data_dir=data_dir), load_generator=False)
+        except RuntimeError as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=build)
+    thread.start()
+    thread.join()
+    assert [str(e) for e in errors] == ["stop before loading"]
+    assert seen == [1]
