@@ -350,7 +350,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--queries", type=int, default=200, help="queries per measurement")
     parser.add_argument("--k", type=int, default=5, help="hits per query (default 5)")
-    parser.add_argument("--threads", type=int, default=2, help="torch.set_num_threads")
+    parser.add_argument("--threads", type=int, default=2,
+                        help="torch threads of the compute thread (index batches)")
     parser.add_argument("--edit-size", type=int, default=10000,
                         help="entries for the KB-edit measurement (0: skip it)")
     parser.add_argument("--edits", type=int, default=3, help="single-entry edits to time")
@@ -362,8 +363,14 @@ def main(argv: list[str] | None = None) -> int:
     import faiss
     import torch
 
-    torch.set_num_threads(args.threads)
+    from knowledge import compute
+
+    # As in the server: batches embed on the compute thread with --threads, and this thread,
+    # which embeds the queries, stays on one core from the start (chatbot.services).
+    torch.set_num_threads(args.threads)  # what the header reports
     header("retrieval latency")
+    compute.configure(args.threads)
+    compute.single_threaded()
     print(f"faiss {faiss.__version__}, omp threads {faiss.omp_get_max_threads()}")
 
     from knowledge.embeddings import Embedder
