@@ -34,6 +34,8 @@ M_TRIM_THRESHOLD = -1
 M_MMAP_THRESHOLD = -3
 M_ARENA_MAX = -8
 LARGE_BLOCK = 4 * 1024 * 1024
+# Compiled oneDNN kernels kept: a prompt's 5 layer shapes, a draft's, a few query lengths.
+ONEDNN_PRIMITIVES = 64
 
 
 @functools.cache  # find_library runs ldconfig; the trim job asks every few seconds
@@ -64,6 +66,19 @@ def map_large_blocks(threshold: int = LARGE_BLOCK) -> bool:
         return False
     # Setting either one also turns off glibc's dynamic threshold.
     return _mallopt(M_MMAP_THRESHOLD, threshold) and _mallopt(M_TRIM_THRESHOLD, threshold)
+
+
+def limit_onednn_primitive_cache(capacity: int = ONEDNN_PRIMITIVES) -> bool:
+    """Keep at most ``capacity`` compiled oneDNN kernels; before torch's first oneDNN op.
+
+    oneDNN caches a kernel for every input shape a bfloat16 layer has seen, 1,024 by default,
+    and prompts come in every length: reading 150 prompts of distinct lengths left the
+    bundled model's process 270 MiB larger (1,322 against 1,050 MiB with 16 kept), with no
+    faster reads. False where the environment sets the capacity itself."""
+    if {"ONEDNN_PRIMITIVE_CACHE_CAPACITY", "DNNL_PRIMITIVE_CACHE_CAPACITY"} & os.environ.keys():
+        return False
+    os.environ["ONEDNN_PRIMITIVE_CACHE_CAPACITY"] = str(capacity)
+    return True
 
 
 def release_free_memory() -> None:

@@ -15,6 +15,7 @@ from chatbot.conversations import ConversationStore
 from chatbot.db import make_engine, upgrade
 from chatbot.dialogue.decision import Thresholds
 from chatbot.generation import GenerationParams, Generator, make_generator
+from chatbot.memory import limit_onednn_primitive_cache
 from chatbot.moderation import Moderator
 from chatbot.monitoring import Metrics
 from chatbot.service import ChatService
@@ -61,6 +62,7 @@ def build_services(
     # OpenMP team, and with it beside the compute thread's libgomp stops spinning, so every
     # parallel region of a generation waits for a sleeping thread (knowledge.compute).
     compute.single_threaded()
+    limit_onednn_primitive_cache()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = make_engine(settings.resolved_database_url)
     if migrate:

@@ -91,3 +91,51 @@ print(before, rss())
 def test_the_periodic_trim_gives_freed_heap_pages_back() -> None:
     before, after = map(int, run(TRIMMED, clean_env()).split())
     assert before - after > 150, (before, after)
+
+
+# Runs one bfloat16 layer over 300 input lengths and prints how much the RSS grew (MiB).
+KERNELS_FOR_EVERY_LENGTH = """
+import sys
+import torch
+from chatbot.memory import limit_onednn_primitive_cache, release_free_memory
+if sys.argv[1] == "capped":
+    assert limit_onednn_primitive_cache(16)
+torch.set_num_threads(1)
+weight = torch.ops.mkldnn._reorder_linear_weight(torch.randn(1536, 576).to(torch.bfloat16), None)
+def rss():
+    return next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmRSS"))
+def layer(rows):
+    x = torch.randn(rows, 576, dtype=torch.bfloat16)
+    torch.ops.mkldnn._linear_pointwise(x, weight, None, "none", [], "")
+with torch.inference_mode():
+    layer(8)
+    release_free_memory()
+    before = rss()
+    for rows in range(100, 400):
+        layer(rows)
+release_free_memory()
+print((rss() - before) // 1024)
+"""
+
+
+def test_the_onednn_kernel_cache_is_capped_unless_the_environment_sets_it(monkeypatch) -> None:
+    from chatbot.memory import limit_onednn_primitive_cache
+
+    monkeypatch.delenv("ONEDNN_PRIMITIVE_CACHE_CAPACITY", raising=False)
+    monkeypatch.delenv("DNNL_PRIMITIVE_CACHE_CAPACITY", raising=False)
+    assert limit_onednn_primitive_cache(32)
+    assert os.environ["ONEDNN_PRIMITIVE_CACHE_CAPACITY"] == "32"
+    assert not limit_onednn_primitive_cache(64)  # set now: the environment's value wins
+    assert os.environ["ONEDNN_PRIMITIVE_CACHE_CAPACITY"] == "32"
+
+
+def test_a_capped_kernel_cache_stops_growing_with_every_prompt_length() -> None:
+    from knowledge import packed_linear
+
+    if not packed_linear.usable():
+        pytest.skip("this torch build has no oneDNN bfloat16 weight packing")
+    env = {k: v for k, v in clean_env().items() if "PRIMITIVE_CACHE" not in k}
+    grown = int(run(KERNELS_FOR_EVERY_LENGTH, env, "default"))
+    if grown < 50:
+        pytest.skip(f"this CPU's oneDNN keeps little per kernel ({grown} MiB for 300)")
+    assert int(run(KERNELS_FOR_EVERY_LENGTH, env, "capped")) < 0.6 * grown
