@@ -13,7 +13,8 @@ lost if the server acknowledged it (a ``final`` event) but it is not stored, or 
 the reply that was streamed. Figures: requests by HTTP status, 5xx, lost messages, time to
 the first event and to the final one (p50/p95/max), overall and by how the turn was answered
 (the final event's ``origin``: fast path, generated, KB fallback; or clarify, handoff), and
-the server's RSS when ready, at the end and at its highest (the kernel's VmHWM).
+the server's RSS when ready, at the end and at its highest while serving (the kernel's VmHWM,
+reset when the server is ready; its peak while loading the models is printed apart).
 
 Without ``--url`` the script starts ``chatbot serve`` itself on a free loopback port with a
 throwaway data dir and the demo KB, and with rate limits off (``CHATBOT_RATE_LIMIT=0``): every
@@ -207,6 +208,16 @@ def rss_mib(pid: int, field: str = "VmRSS") -> float:
     return float("nan")
 
 
+def reset_high_water_mark(pid: int) -> bool:
+    """Restart the kernel's VmHWM from the current RSS (Linux 4.0+), so that from here on it
+    measures serving alone, not the peak of loading the models; False where not allowed."""
+    try:
+        Path(f"/proc/{pid}/clear_refs").write_text("5")
+    except OSError:
+        return False
+    return True
+
+
 class RssSampler(threading.Thread):
     """The server's RSS every two seconds: its peak, and its value at each full minute."""
 
@@ -293,6 +304,8 @@ def main() -> int:
         if url is None:
             proc, url = start_server(Path(tmp), args.threads)
         ready_rss = rss_mib(proc.pid) if proc else None
+        loading_peak = rss_mib(proc.pid, "VmHWM") if proc else None
+        serving_only = reset_high_water_mark(proc.pid) if proc else False
         sampler = RssSampler(proc.pid) if proc else None
         if sampler:
             sampler.start()
@@ -307,6 +320,10 @@ def main() -> int:
                 proc.terminate()
                 proc.wait(30)
         report(tally, args, (ready_rss, end_rss, most_rss) if proc else None, sampler)
+        if proc:
+            print(f"server VmHWM while loading the models: {loading_peak:.0f} MiB; the VmHWM "
+                  "above is " + ("the peak while serving (reset when ready)" if serving_only
+                                 else "the process's peak, loading included (no reset here)"))
     footer()
     return 0
 
