@@ -10,14 +10,16 @@ bit the same; in a batch oneDNN may add up a row's products in another order, an
 then moves within bfloat16's rounding (cosine >= 0.99998 to the unpacked one, where bfloat16
 against float32 is 0.99997).
 
-``pack_linears`` swaps a module's bfloat16 ``nn.Linear`` layers for packed ones in place,
-after checking on a small layer that this torch build has the ops and gives the same numbers;
-where it does not, the module is left as it was. The packed layers are for inference only:
-they hold no parameters, so nothing trains or saves them.
+``pack_linears`` swaps a module's bfloat16 ``nn.Linear`` layers for packed ``BFloat16Linear``
+ones (``layer_class``, which other modules build their own layers from) in place, after
+checking on a small layer that this torch build has the ops and gives the same numbers; where
+it does not, the module is left as it was. The packed layers are for inference only: they
+hold no parameters, so nothing trains or saves them.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 from typing import Any
 
@@ -30,6 +32,13 @@ def _ops() -> Any:
     return torch.ops.mkldnn
 
 
+def _reorder(weight: Any) -> Any:
+    import torch
+
+    with torch.no_grad():
+        return _ops()._reorder_linear_weight(weight.detach(), None)
+
+
 def pack_weight(weight: Any) -> Any:
     """A bfloat16 CPU weight (out x in) in oneDNN's layout for ``linear``, or None where
     packing is not usable here."""
@@ -37,8 +46,7 @@ def pack_weight(weight: Any) -> Any:
 
     if not usable() or weight.dtype != torch.bfloat16 or weight.device.type != "cpu":
         return None
-    with torch.no_grad():
-        return _ops()._reorder_linear_weight(weight.detach(), None)
+    return _reorder(weight)
 
 
 def linear(x: Any, packed: Any, bias: Any = None) -> Any:
@@ -50,38 +58,44 @@ def nbytes(packed: Any) -> int:
     return int(packed.numel()) * packed.element_size()
 
 
-def packed_linear_class() -> type:
-    """The ``PackedLinear`` module class (built on first use: torch is imported lazily)."""
+@functools.cache
+def layer_class() -> type:
+    """The ``BFloat16Linear`` module class (built on first use: torch is imported lazily)."""
     import torch
 
-    class _PackedLinear(torch.nn.Module):
-        """``nn.Linear`` for bfloat16 inference with the weight in oneDNN's layout."""
+    class BFloat16Linear(torch.nn.Module):
+        """A bfloat16 linear layer for inference: its weight packed (``packed``, which may be
+        shared with another module) or, where packing is not usable, plain (``weight``).
+        Inputs of another dtype are cast to bfloat16; the output is bfloat16."""
 
-        def __init__(self, module: torch.nn.Linear) -> None:
+        def __init__(self, weight: torch.Tensor | None, bias: torch.Tensor | None = None,
+                     packed: torch.Tensor | None = None) -> None:
             super().__init__()
-            self.in_features = module.in_features
-            self.out_features = module.out_features
-            with torch.no_grad():
-                self.packed = _ops()._reorder_linear_weight(module.weight.detach(), None)
-                self.bias = None if module.bias is None else module.bias.detach().clone()
+            self.packed = packed if packed is not None else (
+                pack_weight(weight) if weight is not None else None)
+            if self.packed is None and weight is None:
+                raise ValueError("a BFloat16Linear needs a weight or a packed weight")
+            self.weight = weight if self.packed is None else None
+            self.bias = bias
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return linear(x, self.packed, self.bias)
+            x = x.to(torch.bfloat16)
+            if self.packed is not None:
+                return linear(x, self.packed, self.bias)
+            return torch.nn.functional.linear(x, self.weight, self.bias)
 
         def extra_repr(self) -> str:
-            return f"in_features={self.in_features}, out_features={self.out_features}, packed"
+            return "packed" if self.packed is not None else "plain"
 
-    _PackedLinear.__name__ = _PackedLinear.__qualname__ = "PackedLinear"
-    return _PackedLinear
+    return BFloat16Linear
 
 
-_class: type | None = None
 _usable: bool | None = None
 
 
 def usable() -> bool:
     """Whether this torch build packs bfloat16 weights and gives F.linear's exact numbers."""
-    global _class, _usable
+    global _usable
     if _usable is not None:
         return _usable
     try:
@@ -89,11 +103,10 @@ def usable() -> bool:
 
         if not torch.backends.mkldnn.is_available():
             raise RuntimeError("torch was built without oneDNN")
-        _class = packed_linear_class()
         probe = torch.nn.Linear(64, 48).to(torch.bfloat16)
         x = torch.randn(3, 5, 64, dtype=torch.bfloat16)
         with torch.inference_mode():
-            same = torch.equal(_class(probe)(x), probe(x))
+            same = torch.equal(linear(x, _reorder(probe.weight), probe.bias), probe(x))
         if not same:
             raise RuntimeError("packed products differ from F.linear")
         _usable = True
@@ -110,7 +123,6 @@ def pack_linears(module: Any) -> int:
 
     if not usable():
         return 0
-    assert _class is not None
     targets = [
         (name, child)
         for name, child in module.named_modules()
@@ -121,5 +133,6 @@ def pack_linears(module: Any) -> int:
     for name, child in targets:
         parent_name, _, attr = name.rpartition(".")
         parent = module.get_submodule(parent_name) if parent_name else module
-        setattr(parent, attr, _class(child))
+        bias = child.bias.detach().clone() if child.bias is not None else None
+        setattr(parent, attr, layer_class()(child.weight.detach(), bias))
     return len(targets)

@@ -122,6 +122,8 @@ def test_pack_linears_replaces_only_bfloat16_cpu_layers():
         assert packed_linear.pack_linears(model) == 2
         assert packed_linear.pack_linears(torch.nn.Sequential(keep)) == 0
         assert torch.equal(model(x), before)
-    assert [type(m).__name__ for m in model] == ["PackedLinear", "GELU", "Sequential", "Flatten"]
-    assert type(model[2][0]).__name__ == "PackedLinear"
+    layer = packed_linear.layer_class()
+    assert [type(m) for m in model][1:] == [torch.nn.GELU, torch.nn.Sequential, torch.nn.Flatten]
+    assert type(model[0]) is layer and type(model[2][0]) is layer
+    assert model[0].packed is not None and model[0].weight is None
     assert list(model.parameters()) == []  # nothing left to train or save by mistake

@@ -45,24 +45,8 @@ def resolve_prefill_dtype(setting: str, device: str) -> str:
     return setting
 
 
-def _twin_classes() -> tuple[type, type]:
+def _twin_embedding_class() -> type:
     import torch
-
-    class TwinLinear(torch.nn.Module):
-        """A bfloat16 linear layer: a packed weight where packing is usable, else a plain one."""
-
-        def __init__(self, weight: torch.Tensor | None, bias: torch.Tensor | None,
-                     packed: torch.Tensor | None = None) -> None:
-            super().__init__()
-            self.packed = packed if packed is not None else packed_linear.pack_weight(weight)
-            self.weight = weight if self.packed is None else None
-            self.bias = bias
-
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            x = x.to(torch.bfloat16)
-            if self.packed is not None:
-                return packed_linear.linear(x, self.packed, self.bias)
-            return torch.nn.functional.linear(x, self.weight, self.bias)
 
     class TwinEmbedding(torch.nn.Module):
         """Token embeddings looked up from a shared table into bfloat16."""
@@ -74,7 +58,7 @@ def _twin_classes() -> tuple[type, type]:
         def forward(self, ids: torch.Tensor) -> torch.Tensor:
             return torch.nn.functional.embedding(ids, self.table).to(torch.bfloat16)
 
-    return TwinLinear, TwinEmbedding
+    return TwinEmbedding
 
 
 def bfloat16_twin(decoder: Any) -> tuple[Any, int] | None:
@@ -89,7 +73,7 @@ def bfloat16_twin(decoder: Any) -> tuple[Any, int] | None:
 
     from chatbot.generation.int8_decode import BFloat16Embedding, MixedLinear
 
-    twin_linear, twin_embedding = _twin_classes()
+    twin_linear, twin_embedding = packed_linear.layer_class(), _twin_embedding_class()
     memo: dict[int, Any] = {id(t): t for t in [*decoder.parameters(), *decoder.buffers()]}
     memo.update({id(m.packed): m.packed for m in decoder.modules()
                  if getattr(m, "packed", None) is not None})
