@@ -54,8 +54,11 @@ def linear(x: Any, packed: Any, bias: Any = None) -> Any:
     return _ops()._linear_pointwise(x, packed, bias, "none", [], "")
 
 
-def nbytes(packed: Any) -> int:
-    return int(packed.numel()) * packed.element_size()
+def packed_bytes(module: Any) -> int:
+    """The bytes of the packed weights held by ``module`` and its submodules: opaque oneDNN
+    tensors, which neither ``parameters()``, ``buffers()`` nor ``state_dict()`` lists."""
+    return sum(int(m.packed.numel()) * m.packed.element_size() for m in module.modules()
+               if getattr(m, "packed", None) is not None)
 
 
 @functools.cache
@@ -131,8 +134,6 @@ def pack_linears(module: Any) -> int:
         and child.weight.device.type == "cpu"
     ]
     for name, child in targets:
-        parent_name, _, attr = name.rpartition(".")
-        parent = module.get_submodule(parent_name) if parent_name else module
         bias = child.bias.detach().clone() if child.bias is not None else None
-        setattr(parent, attr, layer_class()(child.weight.detach(), bias))
+        module.set_submodule(name, layer_class()(child.weight.detach(), bias))
     return len(targets)

@@ -138,9 +138,7 @@ def convert(model: Any) -> dict[str, int]:
     names = [name for name, module in model.named_modules()
              if isinstance(module, torch.nn.Linear) and module.weight.dtype == torch.float32]
     for name in names:
-        parent_name, _, attr = name.rpartition(".")
-        parent = model.get_submodule(parent_name) if parent_name else model
-        linear = getattr(parent, attr)
+        linear = model.get_submodule(name)
         q, scale = quantize_rows(linear.weight)
         shape = tuple(q.shape)
         if shape not in agrees:
@@ -150,7 +148,7 @@ def convert(model: Any) -> dict[str, int]:
             continue
         shared = tied and linear is output
         bf16 = table if shared else linear.weight.detach().to(torch.bfloat16)
-        setattr(parent, attr, MixedLinear(linear, q, scale, bf16, pack=not shared))
+        model.set_submodule(name, MixedLinear(linear, q, scale, bf16, pack=not shared))
         counts["converted"] += 1
     # The tied weights were the two modules just replaced; re-tying them would undo it.
     model.config.tie_word_embeddings = False
@@ -164,6 +162,4 @@ def megabytes(model: Any) -> float:
     for tensor in [*model.parameters(), *model.buffers()]:
         storage = tensor.untyped_storage()
         seen[storage.data_ptr()] = storage.nbytes()
-    packed = sum(packed_linear.nbytes(m.packed) for m in model.modules()
-                 if getattr(m, "packed", None) is not None)
-    return round((sum(seen.values()) + packed) / 1e6, 1)
+    return round((sum(seen.values()) + packed_linear.packed_bytes(model)) / 1e6, 1)

@@ -100,8 +100,7 @@ def bfloat16_twin(decoder: Any) -> tuple[Any, int] | None:
                                                         requires_grad=False))
                 own += param.numel() * 2
         if replacement is not None:
-            parent_name, _, attr = name.rpartition(".")
-            setattr(twin.get_submodule(parent_name) if parent_name else twin, attr, replacement)
+            twin.set_submodule(name, replacement)
     return twin, own
 
 

@@ -141,6 +141,5 @@ def parameter_megabytes(model: Any) -> float:
     # Weights packed for oneDNN (generation.int8_decode) are attributes, not state.
     from knowledge import packed_linear
 
-    total += sum(packed_linear.nbytes(m.packed) for m in model.modules()
-                 if getattr(m, "packed", None) is not None)
+    total += packed_linear.packed_bytes(model)
     return round(total / 1e6, 1)
