@@ -4,6 +4,10 @@ Metrics are those of CONTRACT.md. Ranks come from the sources of each reply (ent
 best first); for a case whose decision is not an answer the ranking is still recorded, so
 recall@k measures retrieval and ``in_scope_accuracy`` measures the whole decision.
 
+On a KB whose entries name a ``subject``, each report gains ``subjects``: the cases answered
+with a subject in focus and their in-scope accuracy, the others', and how often the bot asked
+which subject was meant (``subject_metrics``).
+
 Without ``retrieval_only`` every model of ``models`` answers every case in turn, on one import
 of the knowledge base (one database, one index), and each report gains ``generation``
 (``chatbot.eval_generation``). The fast path is off for those runs unless asked for: with it,
@@ -25,6 +29,7 @@ from typing import Any
 from chatbot.errors import InvalidInput
 from chatbot.generation import Generator, make_generator
 from chatbot.settings import Settings
+from knowledge.records import Entry
 
 DEFAULT_MODEL = "default"  # --model default: the configured serving model
 NO_FAST_PATH = 2.0  # a fast-path threshold above any calibrated score
@@ -136,6 +141,27 @@ def metrics(cases: Sequence[Case], results: Sequence[dict[str, Any]]) -> dict[st
     }
 
 
+def subject_metrics(cases: Sequence[Case], results: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """For a KB whose entries name subjects: how the cases went with a subject in focus and
+    without, and how often the bot asked which subject was meant."""
+    pairs = list(zip(cases, results, strict=True))
+
+    def accuracy(rows: list[tuple[Case, dict[str, Any]]]) -> float | None:
+        scoped = [(c, r) for c, r in rows if c.expected_id is not None]
+        return sum(case_passes(c, r) for c, r in scoped) / len(scoped) if scoped else None
+
+    focused = [(c, r) for c, r in pairs if r.get("subject")]
+    unfocused = [(c, r) for c, r in pairs if not r.get("subject")]
+    asked = sum(r["decision"] == "clarify" and len({s.get("subject") for s in r["sources"]}) > 1
+                and all(s.get("subject") for s in r["sources"]) for _, r in pairs)
+    return {
+        "cases_in_focus": len(focused),
+        "in_scope_accuracy_in_focus": accuracy(focused),
+        "in_scope_accuracy_no_focus": accuracy(unfocused),
+        "asked_which_subject": asked,
+    }
+
+
 def percentile(values: Sequence[float], pct: float) -> float:
     if not values:
         return 0.0
@@ -199,10 +225,12 @@ def run_eval(
             services.knowledge.save(records, publish=True, note="eval")
             services.retriever.index()  # and its calibration: fitted before any case runs
             operating = services.chat.calibration_report()
+            subjects = any(isinstance(r, Entry) and r.subject for r in records)
             if retrieval_only:
                 results = run_cases(services.chat, cases, progress=progress,
                                     on_case=_rows_to(on_case, None))
-                return {**metrics(cases, results), "calibration": operating}
+                report = {**metrics(cases, results), "calibration": operating}
+                return {**report, "subjects": subject_metrics(cases, results)} if subjects else report
             answers = reference_answers(records)
             for name in names:
                 generator = RecordingGenerator(load(local, name))
@@ -217,6 +245,8 @@ def run_eval(
                     fast_path=fast_path, model=generator.name,
                 )
                 report["calibration"] = operating
+                if subjects:
+                    report["subjects"] = subject_metrics(cases, results)
                 reports[name] = report
                 del generator, chat, scorer
                 gc.collect()  # one model in memory at a time
@@ -273,7 +303,8 @@ def run_cases(
             if scorer is not None and answers and case.expected_id in answers:
                 scorer.score(cid, case.query, answers[case.expected_id])
             turn = chat.send_message(cid, case.query)
-            result = {**turn.to_dict(), "fallback": turn.fallback, "model": turn.model}
+            result = {**turn.to_dict(), "fallback": turn.fallback, "model": turn.model,
+                      "subject": turn.subject}
             take = getattr(chat.generator, "take", None)  # a RecordingGenerator's own words
             if take is not None:
                 result["model_text"] = take()

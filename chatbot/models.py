@@ -51,7 +51,8 @@ class ConversationRow(Base):
     status: Mapped[str] = mapped_column(String(20), default="bot")  # bot | waiting | agent | closed
     visitor_id: Mapped[str | None] = mapped_column(String(200), index=True, nullable=True)
     # Why the conversation was last handed to a person: customer_request | no_answer |
-    # low_confidence | repeated_clarification (the handoff reasons of chatbot.dialogue.decision).
+    # low_confidence | repeated_clarification | action_request (the handoff reasons of
+    # chatbot.dialogue.decision).
     handoff_reason: Mapped[str | None] = mapped_column(String(40), nullable=True)
     # Set when the conversation starts waiting for a person; kept after it is claimed.
     waiting_since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)

@@ -33,6 +33,10 @@ HANDOFF = {
         "Sorry that didn't help. A colleague from our support team will look at this "
         "conversation and reply here."
     ),
+    "action_request": (
+        "I can't do that for you here, but a colleague from our support team can: I'm passing "
+        "this conversation to them, and they will reply here."
+    ),
 }
 
 # Replies to messages moderation flags (chatbot.moderation): no model, no sources.
@@ -83,6 +87,11 @@ OTHER_LANGUAGE = "I can only answer questions in {language} so far."
 def clarify_text(candidates: Sequence[Hit], reason: str) -> str:
     if reason == "vague" or not candidates:
         return VAGUE
+    subjects = list(dict.fromkeys(hit.subject for hit in candidates))
+    if len(subjects) >= 2 and all(subjects):
+        # One question asked of several products or places: ask which one.
+        options = "\n".join(f"{i}. {name}" for i, name in enumerate(subjects, start=1))
+        return f'Which one do you mean ("{candidates[0].title}")?\n{options}'
     if len(candidates) == 1:
         return f'Just to be sure: is your question "{candidates[0].title}"?'
     options = "\n".join(f"{i}. {hit.title}" for i, hit in enumerate(candidates, start=1))

@@ -315,6 +315,7 @@ class ChatService:
                 "fallback": fallback,
                 "kb_version": self.retriever.version,
                 **({"abstained": True} if abstained else {}),
+                **({"subject": plan.focus.subject} if plan.focus.subject else {}),
             },
         )
         if decision.kind == "handoff" and waiting:
@@ -332,6 +333,7 @@ class ChatService:
             model=model,
             tokens=tokens,
             origin=origin,
+            subject=plan.focus.subject,
         )
         if self.metrics is not None:
             self.metrics.turn(result)

@@ -131,7 +131,8 @@ class Settings(BaseSettings):
     )
     embedding_model: str = Field(
         BUNDLED,
-        description="sentence-transformers model id or folder, or 'bundled' (all-MiniLM-L6-v2).",
+        description="sentence-transformers model id or folder, 'bundled' (all-MiniLM-L6-v2) or "
+        "'mpnet' (all-mpnet-base-v2, from the mpnet install extra).",
     )
     embedding_dtype: Literal["auto", "float32", "bfloat16"] = Field(
         "auto",

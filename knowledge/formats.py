@@ -20,6 +20,7 @@ from knowledge.errors import InvalidInput
 from knowledge.records import Document, Entry, Record
 
 FAQ_SUFFIXES = {".jsonl", ".csv"}
+MAX_SUBJECT_CHARS = 200
 DOCUMENT_SUFFIXES = {".md", ".markdown", ".txt", ".html", ".htm"}
 SUPPORTED = sorted(FAQ_SUFFIXES | DOCUMENT_SUFFIXES)
 MAX_ID_CHARS = 200
@@ -166,6 +167,17 @@ def entry_from_dict(obj: dict[str, Any], *, extra_keys: bool = True) -> Entry:
     answer = _text_field(obj, "answer")
     known = {"id", "question", "answer", "paraphrases", "tags", "kind"}
     extra = {k: v for k, v in obj.items() if k not in known} if extra_keys else {}
+    subject = obj.get("subject")
+    if subject is not None and subject != "":
+        if not isinstance(subject, str) or not subject.strip():
+            raise _RowError("'subject' must be a non-empty string (the product, place or plan "
+                            "the entry is about), or left out for a general entry.")
+        if len(subject) > MAX_SUBJECT_CHARS:
+            raise _RowError(f"'subject' has {len(subject):,} characters; the limit is "
+                            f"{MAX_SUBJECT_CHARS}.")
+        extra["subject"] = " ".join(subject.split())
+    else:
+        extra.pop("subject", None)
     return Entry(
         id=_check_id(str(entry_id)),
         question=question,

@@ -6,7 +6,9 @@ Three signals per retrievable item (an FAQ entry or a document passage):
 - ``lead``: cosine similarity to the question followed by the first sentence of its answer,
   which separates entries whose questions are alike but whose answers are not;
 - ``keyword``: BM25 (bm25s, stemmed, English stop words) over question, paraphrases and
-  answer, which catches product codes and rare words that embeddings blur.
+  answer, which catches product codes and rare words that embeddings blur;
+- ``classifier`` and ``margin``: the probability that a classifier head fitted on this KB's
+  own phrasings gives the item, and its lead over the best other item (``knowledge.classifier``).
 
 The dense side is an exact scan up to a size and an inverted-file index above it
 (``knowledge.vectors``).
@@ -30,9 +32,11 @@ import faiss
 import numpy as np
 
 from knowledge.chunking import split_document
+from knowledge.classifier import Classifier, margins
 from knowledge.embeddings import Embedder, text_hash
 from knowledge.normalize import Speller
 from knowledge.records import Document, Entry, Record
+from knowledge.subjects import SubjectMatcher
 from knowledge.vectors import search_one, vector_index
 
 try:  # stemming helps BM25 ("refunds" ~ "refund"); optional for lean installs
@@ -42,7 +46,7 @@ try:  # stemming helps BM25 ("refunds" ~ "refund"); optional for lean installs
 except ImportError:  # pragma: no cover
     _STEMMER = None
 
-FORMAT = 2  # 2: the vector index may be IVF; items carry content keys (item_key)
+FORMAT = 3  # 2: the vector index may be IVF; items carry content keys (item_key); 3: classifier
 
 KEEP_TOKENS_UP_TO = 50_000  # items whose BM25 tokens stay in memory for the next build
 
@@ -54,6 +58,7 @@ class Item:
     title: str
     text: str  # the entry's answer or the passage's text
     parent: str  # the entry id, or the document id of a passage
+    subject: str = ""  # the entry's subject ("" for general entries and passages)
 
 
 def items_from_records(records: Sequence[Record]) -> tuple[list[Item], list[list[str]], list[str]]:
@@ -63,7 +68,8 @@ def items_from_records(records: Sequence[Record]) -> tuple[list[Item], list[list
     leads: list[str] = []
     for record in records:
         if isinstance(record, Entry):
-            items.append(Item(record.id, "faq", record.question, record.answer, record.id))
+            items.append(Item(record.id, "faq", record.question, record.answer, record.id,
+                              record.subject))
             variants.append(record.variants())
             leads.append(f"{record.question} {first_sentence(record.answer)}")
         elif isinstance(record, Document):
@@ -73,6 +79,20 @@ def items_from_records(records: Sequence[Record]) -> tuple[list[Item], list[list
                 variants.append([text])
                 leads.append(text)
     return items, variants, leads
+
+
+def shared_copies(items: Sequence[Item], variants: Sequence[Sequence[str]]) -> np.ndarray:
+    """Per item: how many subjects have one of its phrasings word for word (1 for none)."""
+    subjects_of: dict[str, set[str]] = {}
+    for item, texts in zip(items, variants, strict=True):
+        if item.subject:
+            for text in texts:
+                subjects_of.setdefault(" ".join(text.lower().split()), set()).add(item.subject)
+    return np.array([
+        max((len(subjects_of[" ".join(t.lower().split())]) for t in texts), default=1)
+        if item.subject else 1
+        for item, texts in zip(items, variants, strict=True)
+    ], dtype=np.float32)
 
 
 def keyword_text(item: Item, variants: list[str]) -> str:
@@ -102,6 +122,8 @@ class Signals:
     lead: float
     keyword: float
     code: float = 0.0  # 1 when a code-like query token (SKU, order number) occurs verbatim
+    classifier: float = 0.0  # the KB's classifier head's probability (0 without a head)
+    margin: float = 0.0  # that probability less the best other item's
 
 
 # Tokens with a digit, like "KX-220" or "A1234": embeddings blur them, BM25 splits them.
@@ -136,6 +158,7 @@ class SearchIndex:
         keyword_texts: list[str],
         keys: list[str] | None = None,
         tokens: list[list[str]] | None = None,
+        classifier: Classifier | None = None,
     ) -> None:
         self.version = version
         self.model = model
@@ -145,6 +168,7 @@ class SearchIndex:
         self.leads = leads
         self.keyword_texts = keyword_texts
         self.keys = keys  # per item, a hash of its variant and lead texts (item_key)
+        self.classifier = classifier
         # The variants of item i are vector ids _by_item[_bounds[i]:_bounds[i + 1]].
         self._by_item = np.argsort(variant_item, kind="stable")
         self._bounds = np.searchsorted(variant_item[self._by_item], np.arange(len(items) + 1))
@@ -156,6 +180,26 @@ class SearchIndex:
         # Kept for the next build, which then tokenises only changed items (~0.4 KB an item).
         self._tokens = corpus if len(items) <= KEEP_TOKENS_UP_TO else None
         self._speller: Speller | None = None
+        self._subjects: tuple[dict[str, np.ndarray], SubjectMatcher] | None = None
+
+    def subjects(self) -> dict[str, np.ndarray]:
+        """Each subject's item positions (empty when no entry names a subject)."""
+        return self._subject_table()[0]
+
+    def subject_matcher(self) -> SubjectMatcher:
+        return self._subject_table()[1]
+
+    def _subject_table(self) -> tuple[dict[str, np.ndarray], SubjectMatcher]:
+        if self._subjects is None:
+            positions: dict[str, list[int]] = {}
+            for i, item in enumerate(self.items):
+                if item.subject:
+                    positions.setdefault(item.subject, []).append(i)
+            matcher = SubjectMatcher.for_entries(
+                [(it.subject, it.title) for it in self.items if it.kind == "faq"]
+            ) if positions else SubjectMatcher(())
+            self._subjects = ({k: np.array(v) for k, v in positions.items()}, matcher)
+        return self._subjects
 
     def speller(self) -> Speller:
         """Typo correction towards this index's words (built on first use; derived data)."""
@@ -223,6 +267,11 @@ class SearchIndex:
             keyword_texts=texts,
             keys=keys,
             tokens=previous._tokens_for(texts, reuse) if previous is not None else None,
+            # Each item's lead (its question and the first sentence of its answer) is one more
+            # example of it: the answer's words ("KX-220") are evidence too.
+            classifier=Classifier.fit(np.vstack([variant_vecs, lead_vecs]),
+                                      np.concatenate([variant_item, np.arange(len(items))]),
+                                      len(items), shared_copies(items, variants)),
         )
 
     def _reusable(self, keys: list[str], embedder: Embedder) -> dict[int, int]:
@@ -259,6 +308,10 @@ class SearchIndex:
         (folder / "arrays.npy.tmp.npy").replace(folder / "leads.npy")
         np.save(folder / "variant_item.tmp.npy", self.variant_item)
         (folder / "variant_item.tmp.npy").replace(folder / "variant_item.npy")
+        if self.classifier is not None:
+            self.classifier.save(folder)
+        else:
+            Classifier.remove(folder)
         meta = {
             "format": FORMAT,
             "version": self.version,
@@ -295,6 +348,7 @@ class SearchIndex:
             leads=np.load(folder / "leads.npy"),
             keyword_texts=meta["keyword_texts"],
             keys=meta.get("keys"),
+            classifier=Classifier.load(folder),
         )
 
     # --- search -----------------------------------------------------------------------
@@ -305,9 +359,14 @@ class SearchIndex:
         query_text: str,
         k: int,
         keyword: dict[int, float] | None = None,
+        subject: str | None = None,
     ) -> list[Signals]:
         """Signals for the union of the best dense and keyword candidates; ``keyword`` is
-        ``keyword_scores(query_text, keyword_depth(k))`` where the caller has it already."""
+        ``keyword_scores(query_text, keyword_depth(k))`` where the caller has it already.
+
+        With ``subject`` (one of ``subjects()``), the items of that subject are candidates
+        whatever their rank (a question asked of thousands of subjects alike would otherwise
+        find some other subject's copies first), and other subjects' items are none."""
         if not self.items:
             return []
         n_vec = self.vectors.ntotal
@@ -326,6 +385,25 @@ class SearchIndex:
         candidates = set(sorted(dense, key=dense.__getitem__, reverse=True)[: k * 4]) | set(
             keyword
         )
+        codes = code_tokens(query_text)
+        quoted = {i for i in candidates if codes and quotes_codes(self.keyword_texts[i], codes)}
+        # Embeddings blur product codes, and so does a head fitted on them: a query that
+        # quotes a code the KB holds is matched on the code, not by the head.
+        probs = None
+        if self.classifier is not None and not quoted:
+            probs = self.classifier.probabilities(query_vec)
+        table = self.subjects()
+        if subject is not None and subject in table:
+            own = table[subject]
+            others = np.concatenate([v for name, v in table.items() if name != subject] or [[]])
+            candidates = (candidates | {int(i) for i in own}) - {int(i) for i in others}
+            if probs is not None and self.classifier is not None:
+                probs = self.classifier.within(probs, own, others.astype(np.int64))
+        best = second = 0.0
+        if probs is not None:
+            # The head may favour an item none of whose phrasings is among the nearest.
+            candidates |= {int(i) for i in np.argsort(-probs)[:k] if probs[i] > 0}
+            best, second = margins(probs)
         missing = sorted(c for c in candidates if c not in dense)
         if missing:
             # Keyword-only candidates still need their exact best-variant similarity.
@@ -336,14 +414,16 @@ class SearchIndex:
                 dense[item] = max(dense.get(item, -1.0), float(sim))
         order = sorted(candidates)
         lead = self.leads[order] @ query_vec if order else np.zeros(0)
-        codes = code_tokens(query_text)
         return [
             Signals(
                 item=i,
                 dense=dense[i],
                 lead=float(lead[j]),
                 keyword=keyword.get(i, 0.0),
-                code=float(bool(codes) and quotes_codes(self.keyword_texts[i], codes)),
+                code=float(i in quoted),
+                classifier=float(probs[i]) if probs is not None else 0.0,
+                margin=(float(probs[i]) - (second if probs[i] >= best else best))
+                if probs is not None else 0.0,
             )
             for j, i in enumerate(order)
         ]

@@ -37,6 +37,12 @@ class Entry:
     def title(self) -> str:
         return self.question
 
+    @property
+    def subject(self) -> str:
+        """The product, place or plan the entry is about ("" for a general entry)."""
+        value = self.extra.get("subject")
+        return value.strip() if isinstance(value, str) else ""
+
     def variants(self) -> list[str]:
         """Every phrasing that should retrieve this entry, question first, duplicates dropped."""
         seen: dict[str, None] = {}

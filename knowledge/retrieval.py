@@ -1,12 +1,12 @@
 """Hybrid retrieval with calibrated scores.
 
-An item's raw score fuses the three signals of ``knowledge.index``:
+An item's raw score fuses the three similarity signals of ``knowledge.index``:
 ``raw = dense + LEAD_WEIGHT * lead + KEYWORD_WEIGHT * min(bm25, KEYWORD_CAP)``.
-Its reported ``score`` is the knowledge base's ``Calibration`` of it
-(``knowledge.calibration``): for the best hit of a query, an estimate of the probability that
-it is the entry that answers the query, fitted to each published version on its own held-out
-paraphrases and unanswerable messages, so that one threshold means about the same on any
-knowledge base. The ranking weights maximise top-1 accuracy on our data.
+Its reported ``score`` is the knowledge base's ``Calibration`` of it together with the KB's
+classifier head's probability and margin (``knowledge.calibration``): for the best hit of a
+query, an estimate of the probability that it is the entry that answers the query, fitted to
+each published version on its own held-out paraphrases and unanswerable messages, so that one
+threshold means about the same on any knowledge base. The ranking weights maximise top-1 accuracy on our data.
 
 Queries are cleaned (pictographs, repeated punctuation) and their typos mended towards the
 KB's own words (``knowledge.normalize``) before they are embedded and matched.
@@ -20,16 +20,26 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TypeVar
 
 import numpy as np
 
-from knowledge.calibration import GLOBAL, Calibration, Sample, fit, generic_unanswerable, heldout_split
+from knowledge.calibration import (
+    GLOBAL,
+    WITH_CLASSIFIER,
+    Calibration,
+    Sample,
+    fit,
+    folds_for,
+    generic_unanswerable,
+    heldout_split,
+)
 from knowledge.embeddings import Embedder
 from knowledge.index import Item, SearchIndex, Signals, keyword_depth
 from knowledge.normalize import clean
+from knowledge.records import Entry
 from knowledge.store import KnowledgeStore
 
 log = logging.getLogger(__name__)
@@ -43,6 +53,9 @@ LEAD_WEIGHT = 0.5
 KEYWORD_WEIGHT = 0.04
 KEYWORD_CAP = 15.0
 CONTEXT_WEIGHT = 0.6  # share of the earlier question in a follow-up's query vector
+# A generic out-of-scope message this close to one of the KB's phrasings is a kind of message
+# the KB answers: it is no unanswerable case for that KB (staff-marked ones always are).
+COVERED_GENERIC = 0.75
 CODE_BONUS = 0.3  # a product code or order number quoted verbatim is near-certain evidence
 
 T = TypeVar("T")
@@ -60,6 +73,9 @@ class Hit:
     lead: float
     keyword: float
     code: float = 0.0
+    classifier: float = 0.0
+    margin: float = 0.0
+    subject: str = ""
 
     @property
     def raw(self) -> float:
@@ -114,16 +130,26 @@ def rank(
                 title=item.title,
                 text=item.text,
                 parent=item.parent,
-                score=calibration.score(raw),
+                score=calibration.score(raw, s.classifier, s.margin),
                 dense=s.dense,
                 lead=s.lead,
                 keyword=s.keyword,
                 code=s.code,
+                classifier=s.classifier,
+                margin=s.margin,
+                subject=item.subject,
             )
         )
     # A steep calibration rounds the best scores to 1.0: the raw score still orders them.
     hits.sort(key=lambda h: (-h.score, -h.raw, h.id))
     return hits[:k]
+
+
+def _sample(hits: Sequence[Hit], correct: bool, answerable: bool) -> Sample:
+    if not hits:
+        return Sample(0.0, False, answerable)
+    top = hits[0]
+    return Sample(top.raw, correct, answerable, top.classifier, top.margin)
 
 
 class Retriever:
@@ -266,29 +292,57 @@ class Retriever:
 
     def _fit(self, index: SearchIndex) -> Calibration:
         records = self.store.published(index.version)
-        kept, answerable, near = heldout_split(records)
-        samples: list[Sample] = []
-        if answerable or near:
+        # A phrasing of an entry about a subject is asked, in a conversation, about that subject.
+        subject_of = {r.id: r.subject for r in records if isinstance(r, Entry) and r.subject}
+        subject_by_text = {v: r.subject for r in records
+                           if isinstance(r, Entry) and r.subject for v in r.variants()}
+        # Two rankings of every case: with the KB's classifier head (its prior weights) and
+        # without it. The head is kept only where it ranks the held-out phrasings at least
+        # as well as the fused score alone.
+        priors = (WITH_CLASSIFIER, GLOBAL) if index.classifier is not None else (GLOBAL,)
+        samples: dict[Calibration, list[Sample]] = {p: [] for p in priors}
+        for fold_number in range(folds_for(records)):
+            kept, answerable, near = heldout_split(records, fold=fold_number)
+            if not answerable and not near:
+                break
+            # The fold's index fits its own classifier head on what it kept.
             fold = SearchIndex.build(kept, self.embedder, version=index.version, previous=index)
             cases = [*answerable, *((q, None) for q in near)]
             vectors = self.embedder.embed_documents([q for q, _ in cases])
             for (query, expected), vec in zip(cases, vectors, strict=True):
-                hits = rank(fold, fold.signals(vec, query, 5), 1)
-                raw = hits[0].raw if hits else 0.0
-                correct = bool(hits) and hits[0].parent == expected
-                samples.append(Sample(raw, correct, expected is not None))
-        messages = [*generic_unanswerable(), *self.unanswerable()]
+                subject = subject_of.get(expected) if expected else subject_by_text.get(query)
+                signals = fold.signals(vec, query, 5, subject=subject or None)
+                for prior in priors:
+                    hits = rank(fold, signals, 1, prior)
+                    correct = bool(hits) and hits[0].parent == expected
+                    samples[prior].append(_sample(hits, correct, expected is not None))
+        generic = list(generic_unanswerable())
+        messages = [*generic, *self.unanswerable()]
         vectors = self.embedder.embed_documents(messages)
-        for query, vec in zip(messages, vectors, strict=True):
-            hits = rank(index, index.signals(vec, query, 5), 1)
-            samples.append(Sample(hits[0].raw if hits else 0.0, False, False))
-        return fit(samples)
+        for n, (query, vec) in enumerate(zip(messages, vectors, strict=True)):
+            signals = index.signals(vec, query, 5)
+            if n < len(generic) and max((s.dense for s in signals), default=0.0) >= COVERED_GENERIC:
+                continue  # a KB that translates words answers "how do you say thank you in italian"
+            for prior in priors:
+                samples[prior].append(_sample(rank(index, signals, 1, prior), False, False))
+        fits = {prior: fit(cases, prior) for prior, cases in samples.items()}
+        plain = fits[GLOBAL]
+        chosen = fits[priors[0]]
+        if not chosen.fitted or (plain.heldout_top1 or 0.0) > (chosen.heldout_top1 or 0.0):
+            chosen = plain
+        # Too few cases to judge the head by: it does not count, and raw scores rank.
+        if not chosen.fitted:
+            return GLOBAL
+        return replace(chosen, baseline_top1=plain.heldout_top1)
 
     # --- search -----------------------------------------------------------------------
 
-    def search(self, query: str, k: int = 5, *, context: str | None = None) -> list[Hit]:
+    def search(
+        self, query: str, k: int = 5, *, context: str | None = None, subject: str | None = None
+    ) -> list[Hit]:
         """Hits for ``query``; with ``context`` (the earlier question of a follow-up), the dense
-        side searches a blend that leans on the new message, and keywords come from it alone."""
+        side searches a blend that leans on the new message, and keywords come from it alone.
+        With ``subject``, only that subject's entries and general ones (``SearchIndex.signals``)."""
         query = clean(query)
         if not query:
             return []
@@ -307,4 +361,4 @@ class Retriever:
 
         vec, keyword = embed_with_keywords(index, query, k, embed)
         calibration = self.calibration if self._calibrated_version >= 0 else GLOBAL
-        return rank(index, index.signals(vec, query, k, keyword), k, calibration)
+        return rank(index, index.signals(vec, query, k, keyword, subject), k, calibration)

@@ -163,7 +163,8 @@ def test_the_retriever_fits_saves_and_reuses_each_versions_calibration(many, mon
     assert fresh.calibration == cal
     # Hits are scored with it.
     hit = fresh.search("How long does delivery take?")[0]
-    assert hit.score == pytest.approx(cal.score(hit.raw), abs=1e-9)
+    assert hit.score == pytest.approx(cal.score(hit.raw, hit.classifier, hit.margin), abs=1e-9)
+    assert fresh.index().classifier is not None and hit.classifier > 0.5  # the head was saved
 
 
 def test_a_new_version_is_calibrated_anew(many):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 
 import pytest
 
@@ -294,3 +295,47 @@ def test_prompt_with_one_passage_larger_than_the_budget_still_fits():
         question="q", passages=[huge], history=[], count_tokens=words, budget=500
     )
     assert total(messages) <= 500
+
+
+def test_entries_that_say_the_same_thing_are_one_candidate():
+    mask = replace(hit("mask-who", 0.8), title="Should I wear a mask?",
+                   text="Wear a mask in crowded indoor places and on public transport.")
+    twin = replace(hit("mask-gov", 0.78), title="Do I need to wear a face mask?",
+                   text="Wear a face mask in crowded indoor places and on public transport.")
+    decision = decide("question", [mask, twin], thresholds=T)
+    assert (decision.kind, decision.top.id) == ("answer", "mask-who")
+    other = replace(twin, title="Where can I get tested?", text="At any pharmacy, for free.")
+    assert decide("question", [mask, other], thresholds=T).kind == "clarify"
+
+
+def test_one_question_of_several_subjects_with_none_in_focus_is_asked_about():
+    a = replace(hit("belfry-parking", 0.9), subject="The Belfry", dense=0.8)
+    b = replace(hit("acorn-parking", 0.6), subject="Acorn", dense=0.79)
+    decision = decide("question", [a, b], thresholds=T, subject_unknown=True)
+    assert decision.kind == "clarify" and {h.subject for h in decision.hits} == {"The Belfry", "Acorn"}
+    # A subject in focus (or one named) settles it; so does a clearly better match.
+    assert decide("question", [a, b], thresholds=T).kind == "answer"
+    far = replace(b, dense=0.6)
+    assert decide("question", [a, far], thresholds=T, subject_unknown=True).kind == "answer"
+
+
+@pytest.mark.parametrize("score", [0.55, 0.7])
+def test_a_request_to_act_needs_an_entry_that_matches_it_closely(score):
+    decision = decide("question", ranked(score), thresholds=T, action=True)
+    assert (decision.kind, decision.reason) == ("handoff", "action_request")
+    assert decide("question", ranked(0.9), thresholds=T, action=True).kind == "answer"
+
+
+@pytest.mark.parametrize(("text", "action"), [
+    ("book a table for four", True),
+    ("find me a cheap one in the north", True),
+    ("Please find a train to Cambridge", True),
+    ("can you recommend a restaurant?", True),
+    ("How do I book a table?", False),
+    ("Does it have free parking?", False),
+    ("what is my balance", False),
+])
+def test_requests_to_act_are_told_from_questions(text, action):
+    from chatbot.dialogue.intents import is_action_request
+
+    assert is_action_request(text) is action

@@ -361,14 +361,16 @@ def test_the_console_calls_the_same_service_functions(staff, accounts):
     request = gr.Request(request=Request(scope))
 
     out = handlers["save_entry"](None, "console-1", "Can I pay in euros?", "Yes, at checkout.",
-                                 "pay in EUR\n\n", "payments, currency", request=request)
-    assert "Created **console-1** as a draft" in out[6]
-    assert staff.kb.entry(staff_user(staff, "editor"), "console-1")["tags"] == [
-        "payments", "currency"]
+                                 "pay in EUR\n\n", "payments, currency", " Trailblazer 40 ",
+                                 request=request)
+    assert "Created **console-1** as a draft" in out[7]
+    saved = staff.kb.entry(staff_user(staff, "editor"), "console-1")
+    assert saved["tags"] == ["payments", "currency"] and saved["subject"] == "Trailblazer 40"
+    assert out[5] == "Trailblazer 40"  # the form shows the subject it saved
     message = handlers["do_publish"]("console test", request=request)[0]
     assert message.startswith("Published version") and "answered from it now" in message
     with pytest.raises(gr.Error, match="may not"):
         agent, _ = staff.accounts.start_session(staff.accounts.user(ROLE_EMAILS["agent"]))
         scope["headers"] = [(b"cookie", f"{SESSION_COOKIE}={agent}".encode())]
-        handlers["save_entry"](None, "console-2", "Q", "A", "", "", request=gr.Request(
+        handlers["save_entry"](None, "console-2", "Q", "A", "", "", "", request=gr.Request(
             request=Request(scope)))

@@ -126,8 +126,17 @@ def bubble(message: Message, texts: dict[str, str], last: bool) -> dict[str, Any
     if message.decision == "answer":
         out["content"] += sources_markdown(shown_sources(message.sources), texts)
     elif message.decision == "clarify" and last:
-        out["options"] = [{"value": s["title"], "label": s["title"]} for s in message.sources]
+        out["options"] = clarify_options(message.sources)
     return out
+
+
+def clarify_options(sources: list[dict[str, Any]]) -> list[dict[str, str]]:
+    """The buttons of a clarifying question: the subjects when it asks which product or place
+    is meant (``chatbot.replies.clarify_text``), else the candidate questions."""
+    subjects = list(dict.fromkeys(s.get("subject") or "" for s in sources))
+    if len(subjects) >= 2 and all(subjects):
+        return [{"value": name, "label": name} for name in subjects]
+    return [{"value": s["title"], "label": s["title"]} for s in sources]
 
 
 def thumbs(view: ConversationView) -> list[str | None]:

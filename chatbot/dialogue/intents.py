@@ -44,6 +44,15 @@ VAGUE = re.compile(
     r"i need to ask (you )?something|something is wrong|there'?s a problem)\s*[.!?:]*\s*$",
     re.IGNORECASE,
 )
+# A request to do something for the customer ("book a table for four", "find me a cheap hotel in
+# the north"), which an FAQ answer does not do. Describing verbs ("how do I book?") are questions.
+ACTION_REQUEST = re.compile(
+    r"^\s*((ok(ay)?|yes|great|please|so|then|and|now|can you|could you|would you|will you|i('d| would) like( you)? to|i want( you)? to|i need( you)? to|i'm looking to|let'?s|help me)[\s,]+)*"
+    r"(book|reserve|find|recommend|suggest|look (for|up)|search( for)?|get me|order me|make (me )?a (booking|reservation)|check availability)\b"
+    r"|\b(find|book|reserve|recommend|suggest) (me|us)\b"
+    r"|\b(looking for|i need|i want|i'd like) (a|an|some) (cheap|expensive|moderate|nice|good|place|room|table|hotel|restaurant|taxi|train|ticket)",
+    re.IGNORECASE,
+)
 _LETTER_OR_DIGIT = re.compile(r"[^\W_]")
 
 
@@ -51,6 +60,12 @@ _LETTER_OR_DIGIT = re.compile(r"[^\W_]")
 class Intent:
     kind: str  # "question" | "greeting" | "thanks" | "goodbye" | "human" | "vague"
     text: str  # the message with any leading greeting removed
+
+
+def is_action_request(text: str) -> bool:
+    """The message asks the bot to do something (book, find, reserve) rather than asks about
+    something."""
+    return bool(ACTION_REQUEST.search(text))
 
 
 def classify(message: str) -> Intent:

@@ -32,7 +32,7 @@ from chatbot.staff.webhook import iso
 AREA = "inbox"
 REASONS = (
     "customer_request", "no_answer", "low_confidence", "negative_feedback",
-    "repeated_clarification",
+    "repeated_clarification", "action_request",
 )
 LISTS = {"waiting": ("waiting",), "agent": ("agent",), "all": ("waiting", "agent")}
 

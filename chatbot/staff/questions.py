@@ -4,7 +4,8 @@ and the analytics' unanswered trend.
 A customer message (role ``user``) is an unanswered question when:
 
 - ``handoff``: the bot's reply to it handed the conversation to a person because it had no
-  answer (``no_answer``, ``low_confidence``, ``repeated_clarification``, or another reason the
+  answer (``no_answer``, ``low_confidence``, ``repeated_clarification``, ``action_request``,
+  or another reason the
   bot gives itself);
 - ``customer_request``: the customer then asked for a person, either with the button (the
   question is their last message before it) or by typing it (the question is their message
@@ -30,8 +31,8 @@ from sqlalchemy.orm import Session
 from chatbot.models import FeedbackRow, MessageRow, UnansweredResolutionRow
 from chatbot.staff.dates import DateRange, Span
 
-REASONS = ("no_answer", "low_confidence", "repeated_clarification", "customer_request",
-           "thumbs_down", "model_abstained")
+REASONS = ("no_answer", "low_confidence", "repeated_clarification", "action_request",
+           "customer_request", "thumbs_down", "model_abstained")
 
 
 @dataclass

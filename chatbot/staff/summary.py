@@ -22,6 +22,7 @@ REASONS = {
     "no_answer": "the bot found no answer",
     "low_confidence": "the bot was not confident",
     "repeated_clarification": "the bot kept asking what was meant",
+    "action_request": "the customer asked the bot to do something it cannot",
     "negative_feedback": "the customer rated an answer unhelpful",
 }
 

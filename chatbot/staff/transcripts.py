@@ -42,7 +42,7 @@ DECISIONS = ("answer", "clarify", "handoff")
 FEEDBACK = ("up", "down", "none")
 STATUSES = ("bot", "waiting", "agent", "closed")
 HANDOFF_REASONS = ("customer_request", "no_answer", "low_confidence", "negative_feedback",
-                   "repeated_clarification")
+                   "repeated_clarification", "action_request")
 MAX_PER_PAGE = 200
 MAX_TEXT = 200
 EXPORT_BATCH = 200

@@ -26,8 +26,8 @@ INBOX = allow("inbox")  # every route: admins and agents; the acting user
 class InboxItem(BaseModel):
     conversation_id: str
     reason: str | None = Field(
-        description="customer_request, no_answer, low_confidence, negative_feedback or "
-        "repeated_clarification."
+        description="customer_request, no_answer, low_confidence, negative_feedback, "
+        "repeated_clarification or action_request."
     )
     summary: str = Field(description="A few lines: the questions, what the bot did, the last "
                          "customer message.")

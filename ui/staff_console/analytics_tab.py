@@ -23,6 +23,7 @@ REASON_LABELS = {
     "no_answer": "no answer",
     "low_confidence": "low confidence",
     "repeated_clarification": "repeated clarification",
+    "action_request": "asked the bot to act",
     "negative_feedback": "negative feedback",
 }
 

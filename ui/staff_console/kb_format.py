@@ -10,7 +10,7 @@ import gradio as gr
 
 def entry_form(entry: dict[str, Any]) -> list[Any]:
     return [gr.Textbox(value=entry["id"], interactive=False), entry["question"], entry["answer"],
-            "\n".join(entry["paraphrases"]), ", ".join(entry["tags"])]
+            "\n".join(entry["paraphrases"]), ", ".join(entry["tags"]), entry.get("subject", "")]
 
 
 def version_number(value: Any, which: str) -> int:

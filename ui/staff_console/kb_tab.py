@@ -55,6 +55,8 @@ def build(ctx: ConsoleContext) -> None:
                     entry_id = gr.Textbox(label="Id", placeholder="e.g. returns-window")
                     question = gr.Textbox(label="Question")
                     tags = gr.Textbox(label="Tags (comma-separated)", placeholder="returns, orders")
+                    subject = gr.Textbox(label="Subject (optional: the product, place or plan "
+                                         "it is about)", placeholder="e.g. Trailblazer 40 backpack")
                 with gr.Column():
                     answer = gr.Textbox(label="Answer", lines=4)
                     paraphrases = gr.Textbox(label="Paraphrases (one per line)", lines=3)
@@ -126,7 +128,7 @@ def build(ctx: ConsoleContext) -> None:
                 audit_refresh = gr.Button("Refresh", scale=0)
             audit = gr.Dataframe(headers=AUDIT_HEADERS, interactive=False, wrap=True, max_height=480)
 
-    form = [entry_id, question, answer, paraphrases, tags]
+    form = [entry_id, question, answer, paraphrases, tags, subject]
     entry_lists = [table, tag]
 
     def entry_rows(actor: StaffUser, text: str, tag_value: str) -> list[Any]:
@@ -191,11 +193,13 @@ def build(ctx: ConsoleContext) -> None:
 
     @ctx.guarded("kb")
     def save_entry(
-        actor: StaffUser, current: Any, eid: str, q: str, a: str, para: str, tag_text: str
+        actor: StaffUser, current: Any, eid: str, q: str, a: str, para: str, tag_text: str,
+        subject_text: str,
     ) -> list[Any]:
         body = {"id": eid.strip(), "question": q, "answer": a,
                 "paraphrases": [p for p in para.splitlines() if p.strip()],
-                "tags": [t.strip() for t in tag_text.split(",") if t.strip()]}
+                "tags": [t.strip() for t in tag_text.split(",") if t.strip()],
+                "subject": subject_text.strip()}
         if current:
             entry = kb.update_entry(actor, current, {**kb.entry(actor, current), **body, "id": current})
             message = f"Saved **{current}** as a draft. Publish to make it live."
@@ -211,7 +215,7 @@ def build(ctx: ConsoleContext) -> None:
 
     @ctx.guarded("kb")
     def new_entry(actor: StaffUser) -> list[Any]:
-        return [gr.Textbox(value="", interactive=True), "", "", "", "", None,
+        return [gr.Textbox(value="", interactive=True), "", "", "", "", "", None,
                 "New entry: fill in the form and save.", ""]
 
     new.click(new_entry, None, [*form, editing, entry_status, history], api_visibility="private")
@@ -224,7 +228,7 @@ def build(ctx: ConsoleContext) -> None:
         message = (f"Deleted **{current}** from the draft; customers still get it until you "
                    "publish. Its history keeps every revision.")
         gr.Info(message.replace("**", ""))
-        return [gr.Textbox(value="", interactive=True), "", "", "", "", None, message, "",
+        return [gr.Textbox(value="", interactive=True), "", "", "", "", "", None, message, "",
                 *entry_rows(actor, "", "")]
 
     delete.click(delete_entry, [editing], [*form, editing, entry_status, history, *entry_lists],

@@ -22,6 +22,7 @@ REASON_LABELS = {
     "no_answer": "no answer",
     "low_confidence": "low confidence",
     "repeated_clarification": "repeated clarification",
+    "action_request": "asked the bot to act",
     "customer_request": "asked for a person",
     "thumbs_down": "thumbs down",
     "model_abstained": "model could not answer",

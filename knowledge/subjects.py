@@ -1,0 +1,81 @@
+"""The knowledge base's subjects, and where a text names one.
+
+An entry's optional ``subject`` (CONTRACT.md) is the product, place or plan it is about when
+the same question exists for several of them ("Does it have free parking?" for each hotel).
+Customers and agents rarely write a subject's full name: "the Belfry" for "The Cambridge
+Belfry", "the Trailblazer" for "Trailblazer 40 backpack". So a subject is named by its full
+name, or by a word of its name that no other subject's name holds and that is not part of the
+KB's ordinary vocabulary (the words of the questions of entries about something else: "parking"
+in a garage's name is no mention when every hotel has a parking question).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Iterable, Sequence
+
+_WORD = re.compile(r"[^\W_]+")
+# Words that never single out a subject on their own.
+_COMMON = frozenset(
+    "the a an and or of in on at to for with from by my our your its it this that these those "
+    "is are was be do does did can could will would have has had i you we they he she one ones "
+    "other another hotel restaurant guest house guesthouse place shop store product plan "
+    "centre center city street road north south east west new old layer base bag pack "
+    "jacket coat shoes boots tent mat bottle poles lamp stove kit set pair".split()
+)
+MIN_WORD = 3
+
+
+def words(text: str) -> list[str]:
+    return [w.lower() for w in _WORD.findall(text)]
+
+
+class SubjectMatcher:
+    """Finds the KB's subjects named in a text, in the order they are named."""
+
+    def __init__(self, names: Iterable[str],
+                 question_words: dict[str, set[str]] | None = None) -> None:
+        """``question_words``: for each subject ("" for general entries), the words of its
+        entries' questions; a word in the questions of anything else is no mention."""
+        self.names = sorted(set(n for n in names if n.strip()))
+        question_words = question_words or {}
+        tokens = {name: words(name) for name in self.names}
+        frequency = Counter(w for ws in tokens.values() for w in set(ws))
+        self._phrases: list[tuple[re.Pattern[str], str, bool]] = []  # (pattern, name, full)
+        for name, ws in tokens.items():
+            if not ws:
+                continue
+            self._phrases.append(
+                (re.compile(r"\b" + r"\W+".join(map(re.escape, ws)) + r"\b"), name, True))
+            foreign = set().union(*(v for k, v in question_words.items() if k != name))
+            for w in ws:
+                if (frequency[w] == 1 and w not in _COMMON and w not in foreign
+                        and len(w) >= MIN_WORD and not w.isdigit()):
+                    self._phrases.append((re.compile(rf"\b{re.escape(w)}\b"), name, False))
+
+    @classmethod
+    def for_entries(cls, entries: Sequence[tuple[str, str]]) -> SubjectMatcher:
+        """From the (subject, question) pairs of the KB's entries ("" for a general entry)."""
+        question_words: dict[str, set[str]] = {}
+        for subject, question in entries:
+            question_words.setdefault(subject, set()).update(words(question))
+        return cls({s for s, _ in entries if s}, question_words)
+
+    def __bool__(self) -> bool:
+        return bool(self.names)
+
+    def mentions(self, text: str) -> list[str]:
+        """The subjects ``text`` names, each once, least salient first: those named by one word
+        of their name, then those named in full, each group in the order of mention ("a
+        3-layer membrane, like the Stormshell jacket's" is about the jacket, not the Merino
+        base layer)."""
+        if not self.names:
+            return []
+        lowered = " ".join(words(text))
+        found: dict[str, tuple[bool, int]] = {}
+        for pattern, name, full in self._phrases:
+            match = pattern.search(lowered)
+            if match and (name not in found or (full, -match.start()) > (found[name][0], -found[name][1])):
+                found[name] = (full, match.start())
+        return sorted(found, key=found.__getitem__)
