@@ -32,11 +32,11 @@ import faiss
 import numpy as np
 
 from knowledge.chunking import split_document
-from knowledge.classifier import Classifier, margins
+from knowledge.classifier import MAX_CLASSES, Classifier, margins
 from knowledge.embeddings import Embedder, text_hash
 from knowledge.normalize import Speller
 from knowledge.records import Document, Entry, Record
-from knowledge.subjects import SubjectMatcher
+from knowledge.subjects import SubjectMatcher, infer_subjects
 from knowledge.vectors import search_one, vector_index
 
 try:  # stemming helps BM25 ("refunds" ~ "refund"); optional for lean installs
@@ -66,10 +66,15 @@ def items_from_records(records: Sequence[Record]) -> tuple[list[Item], list[list
     items: list[Item] = []
     variants: list[list[str]] = []
     leads: list[str] = []
+    entries = [r for r in records if isinstance(r, Entry)]
+    # A KB that names no subject may still name them in its questions ("Does Acorn Guest
+    # House have free parking?" for every guest house): those are its subjects.
+    inferred = ({} if any(e.subject for e in entries)
+                else infer_subjects({e.id: e.question for e in entries}))
     for record in records:
         if isinstance(record, Entry):
             items.append(Item(record.id, "faq", record.question, record.answer, record.id,
-                              record.subject))
+                              record.subject or inferred.get(record.id, "")))
             variants.append(record.variants())
             leads.append(f"{record.question} {first_sentence(record.answer)}")
         elif isinstance(record, Document):
@@ -79,6 +84,15 @@ def items_from_records(records: Sequence[Record]) -> tuple[list[Item], list[list
                 variants.append([text])
                 leads.append(text)
     return items, variants, leads
+
+
+def _head(variant_vecs: np.ndarray, variant_item: np.ndarray, lead_vecs: np.ndarray,
+          copies: np.ndarray) -> Classifier | None:
+    # Each item's lead (its question and the first sentence of its answer) is one more example
+    # of it: the answer's words ("KX-220") are evidence too.
+    return Classifier.fit(np.vstack([variant_vecs, lead_vecs]),
+                          np.concatenate([variant_item, np.arange(len(lead_vecs))]),
+                          len(lead_vecs), copies)
 
 
 def shared_copies(items: Sequence[Item], variants: Sequence[Sequence[str]]) -> np.ndarray:
@@ -159,6 +173,7 @@ class SearchIndex:
         keys: list[str] | None = None,
         tokens: list[list[str]] | None = None,
         classifier: Classifier | None = None,
+        copies: np.ndarray | None = None,
     ) -> None:
         self.version = version
         self.model = model
@@ -169,6 +184,9 @@ class SearchIndex:
         self.keyword_texts = keyword_texts
         self.keys = keys  # per item, a hash of its variant and lead texts (item_key)
         self.classifier = classifier
+        # Per item, how many subjects share one of its phrasings (``shared_copies``), kept for
+        # a head fitted after the build (``fit_head``).
+        self.copies = copies if copies is not None else np.ones(len(items), dtype=np.float32)
         # The variants of item i are vector ids _by_item[_bounds[i]:_bounds[i + 1]].
         self._by_item = np.argsort(variant_item, kind="stable")
         self._bounds = np.searchsorted(variant_item[self._by_item], np.arange(len(items) + 1))
@@ -226,11 +244,14 @@ class SearchIndex:
         version: int,
         show_progress: bool = False,
         previous: SearchIndex | None = None,
+        head: bool = True,
     ) -> SearchIndex:
         """Embed and index ``records``; items unchanged since ``previous`` reuse its vectors.
 
         An edit then embeds (or reads from the embedding cache) only the items it changed, and
-        an IVF index of about the same size keeps its trained lists.
+        an IVF index of about the same size keeps its trained lists. ``head=False`` leaves the
+        classifier head to ``fit_head`` (seconds for a few thousand phrasings: the serving
+        index fits it after searches have moved to the new version).
         """
         items, variants, leads = items_from_records(records)
         keys = [item_key(vs, lead) for vs, lead in zip(variants, leads, strict=True)]
@@ -257,6 +278,7 @@ class SearchIndex:
             lead_vecs[new] = previous.leads[old]
         like = previous.vectors if previous is not None and len(reuse) >= 0.9 * len(items) else None
         texts = [keyword_text(it, vs) for it, vs in zip(items, variants, strict=True)]
+        copies = shared_copies(items, variants)
         return cls(
             version=version,
             model=embedder.name,
@@ -267,12 +289,20 @@ class SearchIndex:
             keyword_texts=texts,
             keys=keys,
             tokens=previous._tokens_for(texts, reuse) if previous is not None else None,
-            # Each item's lead (its question and the first sentence of its answer) is one more
-            # example of it: the answer's words ("KX-220") are evidence too.
-            classifier=Classifier.fit(np.vstack([variant_vecs, lead_vecs]),
-                                      np.concatenate([variant_item, np.arange(len(items))]),
-                                      len(items), shared_copies(items, variants)),
+            classifier=_head(variant_vecs, variant_item, lead_vecs, copies) if head else None,
+            copies=copies,
         )
+
+    def fit_head(self) -> None:
+        """Fit the classifier head from the vectors the index holds (no-op when it has one,
+        or has too many items for one)."""
+        if self.classifier is not None or not 2 <= len(self.items) <= MAX_CLASSES:
+            return
+        try:
+            variant_vecs = self.vectors.reconstruct_n(0, self.vectors.ntotal)
+        except RuntimeError:  # an index kind that cannot give its vectors back: no head
+            return
+        self.classifier = _head(variant_vecs, self.variant_item, self.leads, self.copies)
 
     def _reusable(self, keys: list[str], embedder: Embedder) -> dict[int, int]:
         """New item position -> position here, for items whose texts are unchanged."""
@@ -319,6 +349,7 @@ class SearchIndex:
             "items": [vars(i) for i in self.items],  # asdict is 10x slower
             "keyword_texts": self.keyword_texts,
             "keys": self.keys,
+            "copies": self.copies.tolist() if np.any(self.copies != 1) else None,
         }
         # The stamp is written last: a crash mid-save leaves an old stamp, so a rebuild follows.
         tmp_meta = folder / "meta.json.tmp"
@@ -349,6 +380,7 @@ class SearchIndex:
             keyword_texts=meta["keyword_texts"],
             keys=meta.get("keys"),
             classifier=Classifier.load(folder),
+            copies=np.array(meta["copies"], dtype=np.float32) if meta.get("copies") else None,
         )
 
     # --- search -----------------------------------------------------------------------

@@ -155,9 +155,10 @@ def _sample(hits: Sequence[Hit], correct: bool, answerable: bool) -> Sample:
 class Retriever:
     """Answers queries from the latest published KB version, reloading when it changes.
 
-    Each version's calibration is fitted right after its index is built and saved beside it
-    (``calibration.json``, stamped like the index); until it is ready, searches of the new
-    version use the previous one's. ``calibrate=False`` keeps the global constants.
+    Each version's classifier head and calibration are fitted right after its index is built
+    and saved beside it (``classifier.npz``, ``calibration.json``, stamped like the index);
+    until they are ready, searches of the new version use the previous calibration (the
+    global one where that weighed a head). ``calibrate=False`` keeps the global constants.
     """
 
     def __init__(
@@ -224,6 +225,7 @@ class Retriever:
                 self.embedder,
                 version=version,
                 show_progress=show_progress,
+                head=not self.auto_calibrate,
             )
             with self._save_lock:
                 index.save(self.folder)
@@ -245,6 +247,7 @@ class Retriever:
             self.store.published(version), self.embedder, version=version,
             show_progress=show_progress,
             previous=self._index,  # unchanged items keep their vectors: an edit embeds itself
+            head=False,  # fitted with the calibration, after searches move to this version
         )
         if self._index is not None:
             index.take_speller(self._index)
@@ -258,6 +261,15 @@ class Retriever:
         with self._calibration_lock:
             if self._calibrated_version == index.version and not refit:
                 return
+            if index.classifier is None:
+                started = time.perf_counter()
+                index.fit_head()
+                if index.classifier is not None:
+                    log.info("fitted the classifier head of knowledge-base version %s in %.2f s",
+                             index.version, time.perf_counter() - started)
+                    with self._save_lock:
+                        if self._index is index:
+                            index.classifier.save(self.folder)
             stamp = f"{index.version} {self.embedder.name}"
             path = self.folder / "calibration.json"
             calibration = None
@@ -291,9 +303,14 @@ class Retriever:
                 self.embedder.last_embedded = embedded
 
     def _fit(self, index: SearchIndex) -> Calibration:
-        records = self.store.published(index.version)
-        # A phrasing of an entry about a subject is asked, in a conversation, about that subject.
-        subject_of = {r.id: r.subject for r in records if isinstance(r, Entry) and r.subject}
+        # A phrasing of an entry about a subject is asked, in a conversation, about that subject
+        # (named in the entry, or inferred from the KB's questions: the index knows which).
+        subject_of = {it.id: it.subject for it in index.items if it.kind == "faq" and it.subject}
+        records = [
+            replace(r, extra={**r.extra, "subject": subject_of[r.id]})
+            if isinstance(r, Entry) and r.id in subject_of and not r.subject else r
+            for r in self.store.published(index.version)
+        ]
         subject_by_text = {v: r.subject for r in records
                            if isinstance(r, Entry) and r.subject for v in r.variants()}
         # Two rankings of every case: with the KB's classifier head (its prior weights) and
@@ -361,4 +378,7 @@ class Retriever:
 
         vec, keyword = embed_with_keywords(index, query, k, embed)
         calibration = self.calibration if self._calibrated_version >= 0 else GLOBAL
+        if index.classifier is None and calibration.classifier_weight:
+            # A new version's head is being fitted: the previous calibration weighed one.
+            calibration = GLOBAL
         return rank(index, index.signals(vec, query, k, keyword, subject), k, calibration)

@@ -7,6 +7,9 @@ Belfry", "the Trailblazer" for "Trailblazer 40 backpack". So a subject is named 
 name, or by a word of its name that no other subject's name holds and that is not part of the
 KB's ordinary vocabulary (the words of the questions of entries about something else: "parking"
 in a garage's name is no mention when every hotel has a parking question).
+
+A KB that names no subject in the field may name them in its questions instead ("Does Acorn
+Guest House have free parking?"): ``infer_subjects`` finds those names.
 """
 
 from __future__ import annotations
@@ -79,3 +82,65 @@ class SubjectMatcher:
             if match and (name not in found or (full, -match.start()) > (found[name][0], -found[name][1])):
                 found[name] = (full, match.start())
         return sorted(found, key=found.__getitem__)
+
+
+# A run of capitalised words ("Acorn Guest House", "The Cambridge Belfry", "Trailblazer 40"),
+# possibly joined by a short lower-case word ("Hotel du Vin", "Bed and Breakfast").
+_NAME = re.compile(
+    r"\b(?:[A-Z][\w'&.-]*|\d+)(?:\s+(?:(?:of|the|du|de|and|&|at|on)\s+)?(?:[A-Z][\w'&.-]*|\d+))*"
+)
+INFER_UP_TO = 100_000  # entries; inference is one pass, but a big KB names its subjects itself
+MIN_SHARED_QUESTIONS = 3
+
+
+def infer_subjects(questions: dict[str, str]) -> dict[str, str]:
+    """Subjects of entries that name them in their question instead of a ``subject`` field.
+
+    A capitalised name is a subject when other names fill the same questions, at least
+    ``MIN_SHARED_QUESTIONS`` of them ("Does Acorn Guest House have free parking?" beside "Does
+    Gonville Hotel have free parking?", and so on for wifi and breakfast), so "How do I reset
+    my Password?" names nothing, and neither do "Can I pay with PayPal?" and "… with Klarna?".
+    Then every entry whose question holds a subject's name is about it (the longest name,
+    where several fit). Returns entry id -> name.
+    """
+    if len(questions) > INFER_UP_TO:
+        return {}
+    fillers: dict[str, set[str]] = {}
+    for question in questions.values():
+        for name, start, end in _names(question):
+            template = _template(question[:start] + " <name> " + question[end:])
+            fillers.setdefault(template, set()).add(name)
+    shared = Counter(n for names in fillers.values() if len(names) > 1 for n in names)
+    subjects = {n for n, count in shared.items() if count >= MIN_SHARED_QUESTIONS}
+    out: dict[str, str] = {}
+    for entry_id, question in questions.items():
+        found = [name for name, _, _ in _names(question) if name in subjects]
+        if found:
+            out[entry_id] = max(found, key=len)
+    return out
+
+
+def _names(question: str) -> list[tuple[str, int, int]]:
+    """Capitalised names in ``question`` with their span, the question word that starts the
+    sentence ("Does", "Is") and leading articles left out."""
+    out = []
+    for match in _NAME.finditer(question):
+        tokens = match.group(0).split()
+        start = match.start()
+        while tokens and (tokens[0].lower() in _QUESTION_WORDS or tokens[0].lower() in _ARTICLES):
+            start = question.index(tokens[0], start) + len(tokens[0])
+            tokens = tokens[1:]
+        if not tokens:
+            continue
+        start = question.index(tokens[0], start)
+        out.append((" ".join(tokens), start, match.end()))
+    return out
+
+
+def _template(text: str) -> str:
+    return " ".join(w for w in words(text) if w not in _ARTICLES)
+
+
+_QUESTION_WORDS = frozenset("does do is are can could will would what when where which who how "
+                            "has have should may i my".split())
+_ARTICLES = frozenset({"the", "a", "an"})

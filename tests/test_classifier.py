@@ -158,3 +158,17 @@ def test_generic_messages_the_kb_answers_are_not_unanswerable_for_it(
     # translation requests, and keeps the rest of the generic messages.
     dropped = counts[0] - counts[1]
     assert 1 <= dropped <= len(generic_unanswerable()) // 10
+
+
+def test_the_serving_index_fits_its_head_after_the_build_from_the_vectors_it_holds(
+        data_dir, shared_embedding_model, tiny_records):
+    kb = build_kb(data_dir, tiny_records)
+    served = kb.retriever.index()
+    assert served.classifier is not None and (kb.folder / "classifier.npz").is_file()
+    bare = SearchIndex.build(tiny_records, kb.embedder, version=1, head=False)
+    assert bare.classifier is None
+    bare.fit_head()
+    whole = SearchIndex.build(tiny_records, kb.embedder, version=1)
+    vector = kb.embedder.embed_query("can I send it back?")
+    assert np.allclose(bare.classifier.probabilities(vector), whole.classifier.probabilities(vector),
+                       atol=1e-4)

@@ -146,3 +146,34 @@ def test_subject_is_validated_on_import_and_survives_export(tmp_path):
     assert [e.subject for e in entries] == ["The Cambridge Belfry", ""]
     assert entries[0].to_dict()["subject"] == "The Cambridge Belfry"
     assert "subject" not in entries[1].to_dict()
+
+
+def test_subjects_named_in_the_questions_are_inferred():
+    from knowledge.subjects import infer_subjects
+
+    questions = {f"{n}-{q}": t.format(name) for n, name in (("a", "Acorn Guest House"),
+                                                            ("g", "Gonville Hotel"),
+                                                            ("b", "the Cambridge Belfry"))
+                 for q, t in (("p", "Does {} have free parking?"), ("w", "Does {} have wifi?"),
+                              ("b", "Is breakfast included at {}?"))}
+    questions |= {"pets": "Are dogs allowed at Acorn Guest House?",
+                  "paypal": "Can I pay with PayPal?", "klarna": "Can I pay with Klarna?",
+                  "reset": "How do I reset my Password?"}
+    inferred = infer_subjects(questions)
+    assert inferred["a-p"] == inferred["pets"] == "Acorn Guest House"
+    assert inferred["b-w"] == "Cambridge Belfry"
+    # One shared question makes no subject, and a capitalised word alone is no name.
+    assert not {"paypal", "klarna", "reset"} & set(inferred)
+
+
+def test_a_kb_that_names_its_places_in_its_questions_is_answered_for_the_one_in_focus(
+        make_services):
+    chat = make_services(records=read_files([FIXTURES / "hotels_named.jsonl"])).chat
+    cid = chat.start_conversation(history=[
+        {"role": "user", "content": "I'm thinking of Gonville Hotel"},
+        {"role": "assistant", "content": "Gonville Hotel is near the station."},
+    ])
+    result = chat.send_message(cid, "is there internet?")
+    assert (result.decision, result.sources[0]["id"]) == ("answer", "gonville-wifi")
+    asked = chat.send_message(chat.start_conversation(), "can I park my car?")
+    assert asked.decision == "clarify" and "Which one do you mean" in asked.text

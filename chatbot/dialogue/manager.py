@@ -135,7 +135,7 @@ def plan_turn(
         hits,
         thresholds=thresholds,
         clarifications_in_a_row=clarifications_in_a_row(history),
-        short=len(_WORD.findall(intent.text)) <= SHORT_WORDS,
+        short=len(_WORD.findall(query.text)) <= SHORT_WORDS,
         other_language=language is not None,
         # An entry phrased as a request itself ("book a hotel room") is what was asked for.
         action=intent.kind == "question" and is_action_request(intent.text)

@@ -7,6 +7,7 @@ scripted one. ``docs/screenshot.png`` is ``chat-page.png`` from a run with
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from gradio_events import settle
@@ -263,6 +264,23 @@ def test_a_clarifying_question_offers_the_candidates_as_buttons(page, serve, mak
         assert [m.content for m in messages if m.role == "user"] == [
             "I forgot my password", "How do I reset my password?"
         ]
+
+
+def test_which_product_is_meant_is_asked_with_a_button_each(page, serve, make_services,
+                                                           screenshot):
+    hotels = Path(__file__).resolve().parent.parent / "fixtures" / "hotels.jsonl"
+    services = make_services(records=read_files([hotels]))
+    with serve(services) as app:
+        open_page(page, app.url)
+        ask(page, "Does it have free parking?")
+        option = board(page).get_by_role("button", name="Acorn Guest House")
+        option.wait_for()
+        screenshot(page, "chat-which-subject.png")
+        option.click()
+        bot_messages(page).nth(1).wait_for()
+        settle(page)
+        reply = bot_messages(page).nth(1).inner_text()
+        assert "Acorn Guest House has no parking" in reply, reply
 
 
 def test_phone_width_and_keyboard_only_use(page, serve, make_services, screenshot):
