@@ -91,7 +91,7 @@ def clarify_text(candidates: Sequence[Hit], reason: str) -> str:
     if len(subjects) >= 2 and all(subjects):
         # One question asked of several products or places: ask which one.
         options = "\n".join(f"{i}. {name}" for i, name in enumerate(subjects, start=1))
-        return f'Which one do you mean ("{candidates[0].title}")?\n{options}'
+        return f"Which one do you mean? Tell me its name, or pick one:\n{options}"
     if len(candidates) == 1:
         return f'Just to be sure: is your question "{candidates[0].title}"?'
     options = "\n".join(f"{i}. {hit.title}" for i, hit in enumerate(candidates, start=1))

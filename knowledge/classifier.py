@@ -43,9 +43,10 @@ class Classifier:
 
     def within(self, probabilities: np.ndarray, own: np.ndarray, others: np.ndarray) -> np.ndarray:
         """The probabilities given that the conversation is about one subject (items ``own``;
-        ``others``: other subjects' items). A question every product has was split among its
-        copies; about one product it is that product's alone, so its share is multiplied back
-        by the copies (Bayes, with subjects equally likely) before normalising."""
+        ``others``: other subjects' items, as positions or a mask). A question every product
+        has was split among its copies; about one product it is that product's alone, so its
+        share is multiplied back by the copies (Bayes, with subjects equally likely) before
+        normalising."""
         out = probabilities.copy()
         out[own] *= self.copies[own]
         out[others] = 0.0

@@ -159,6 +159,14 @@ def quotes_codes(text: str, codes: set[str]) -> bool:
     return all(c in lower for c in codes) and codes <= code_tokens(text)
 
 
+@dataclass(frozen=True)
+class _Subjects:
+    positions: dict[str, np.ndarray]  # subject -> its items' positions
+    matcher: SubjectMatcher
+    number: dict[str, int]  # subject -> its number in ``of_item``
+    of_item: np.ndarray  # per item, its subject's number (-1: none)
+
+
 class SearchIndex:
     def __init__(
         self,
@@ -198,16 +206,16 @@ class SearchIndex:
         # Kept for the next build, which then tokenises only changed items (~0.4 KB an item).
         self._tokens = corpus if len(items) <= KEEP_TOKENS_UP_TO else None
         self._speller: Speller | None = None
-        self._subjects: tuple[dict[str, np.ndarray], SubjectMatcher] | None = None
+        self._subjects: _Subjects | None = None
 
     def subjects(self) -> dict[str, np.ndarray]:
         """Each subject's item positions (empty when no entry names a subject)."""
-        return self._subject_table()[0]
+        return self._subject_table().positions
 
     def subject_matcher(self) -> SubjectMatcher:
-        return self._subject_table()[1]
+        return self._subject_table().matcher
 
-    def _subject_table(self) -> tuple[dict[str, np.ndarray], SubjectMatcher]:
+    def _subject_table(self) -> _Subjects:
         if self._subjects is None:
             positions: dict[str, list[int]] = {}
             for i, item in enumerate(self.items):
@@ -216,7 +224,12 @@ class SearchIndex:
             matcher = SubjectMatcher.for_entries(
                 [(it.subject, it.title) for it in self.items if it.kind == "faq"]
             ) if positions else SubjectMatcher(())
-            self._subjects = ({k: np.array(v) for k, v in positions.items()}, matcher)
+            number = {name: n for n, name in enumerate(positions)}
+            of_item = np.full(len(self.items), -1, dtype=np.int32)
+            for name, where in positions.items():
+                of_item[where] = number[name]
+            self._subjects = _Subjects({k: np.array(v) for k, v in positions.items()}, matcher,
+                                       number, of_item)
         return self._subjects
 
     def speller(self) -> Speller:
@@ -424,13 +437,13 @@ class SearchIndex:
         probs = None
         if self.classifier is not None and not quoted:
             probs = self.classifier.probabilities(query_vec)
-        table = self.subjects()
-        if subject is not None and subject in table:
-            own = table[subject]
-            others = np.concatenate([v for name, v in table.items() if name != subject] or [[]])
-            candidates = (candidates | {int(i) for i in own}) - {int(i) for i in others}
+        table = self._subject_table()
+        if subject is not None and subject in table.number:
+            own = table.positions[subject]
+            others = (table.of_item >= 0) & (table.of_item != table.number[subject])
+            candidates = {c for c in candidates | set(own.tolist()) if not others[c]}
             if probs is not None and self.classifier is not None:
-                probs = self.classifier.within(probs, own, others.astype(np.int64))
+                probs = self.classifier.within(probs, own, others)
         best = second = 0.0
         if probs is not None:
             # The head may favour an item none of whose phrasings is among the nearest.
