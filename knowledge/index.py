@@ -36,7 +36,7 @@ from knowledge.classifier import MAX_CLASSES, Classifier, margins
 from knowledge.embeddings import Embedder, text_hash
 from knowledge.normalize import Speller
 from knowledge.records import Document, Entry, Record
-from knowledge.subjects import SubjectMatcher, infer_subjects
+from knowledge.subjects import SubjectTable, infer_subjects, shared_copies
 from knowledge.vectors import search_one, vector_index
 
 try:  # stemming helps BM25 ("refunds" ~ "refund"); optional for lean installs
@@ -95,20 +95,6 @@ def _head(variant_vecs: np.ndarray, variant_item: np.ndarray, lead_vecs: np.ndar
                           len(lead_vecs), copies)
 
 
-def shared_copies(items: Sequence[Item], variants: Sequence[Sequence[str]]) -> np.ndarray:
-    """Per item: how many subjects have one of its phrasings word for word (1 for none)."""
-    subjects_of: dict[str, set[str]] = {}
-    for item, texts in zip(items, variants, strict=True):
-        if item.subject:
-            for text in texts:
-                subjects_of.setdefault(" ".join(text.lower().split()), set()).add(item.subject)
-    return np.array([
-        max((len(subjects_of[" ".join(t.lower().split())]) for t in texts), default=1)
-        if item.subject else 1
-        for item, texts in zip(items, variants, strict=True)
-    ], dtype=np.float32)
-
-
 def keyword_text(item: Item, variants: list[str]) -> str:
     return " ".join([*variants, item.text]) if item.kind == "faq" else variants[0]
 
@@ -159,14 +145,6 @@ def quotes_codes(text: str, codes: set[str]) -> bool:
     return all(c in lower for c in codes) and codes <= code_tokens(text)
 
 
-@dataclass(frozen=True)
-class _Subjects:
-    positions: dict[str, np.ndarray]  # subject -> its items' positions
-    matcher: SubjectMatcher
-    number: dict[str, int]  # subject -> its number in ``of_item``
-    of_item: np.ndarray  # per item, its subject's number (-1: none)
-
-
 class SearchIndex:
     def __init__(
         self,
@@ -206,30 +184,16 @@ class SearchIndex:
         # Kept for the next build, which then tokenises only changed items (~0.4 KB an item).
         self._tokens = corpus if len(items) <= KEEP_TOKENS_UP_TO else None
         self._speller: Speller | None = None
-        self._subjects: _Subjects | None = None
+        self._subjects: SubjectTable | None = None
 
-    def subjects(self) -> dict[str, np.ndarray]:
-        """Each subject's item positions (empty when no entry names a subject)."""
-        return self._subject_table().positions
-
-    def subject_matcher(self) -> SubjectMatcher:
-        return self._subject_table().matcher
-
-    def _subject_table(self) -> _Subjects:
+    def subjects(self) -> SubjectTable:
+        """The KB's subjects: each one's items, and where a text names one (built on first
+        use; derived data)."""
         if self._subjects is None:
-            positions: dict[str, list[int]] = {}
-            for i, item in enumerate(self.items):
-                if item.subject:
-                    positions.setdefault(item.subject, []).append(i)
-            matcher = SubjectMatcher.for_entries(
-                [(it.subject, it.title) for it in self.items if it.kind == "faq"]
-            ) if positions else SubjectMatcher(())
-            number = {name: n for n, name in enumerate(positions)}
-            of_item = np.full(len(self.items), -1, dtype=np.int32)
-            for name, where in positions.items():
-                of_item[where] = number[name]
-            self._subjects = _Subjects({k: np.array(v) for k, v in positions.items()}, matcher,
-                                       number, of_item)
+            self._subjects = SubjectTable.for_items(
+                [it.subject for it in self.items],
+                [(it.subject, it.title) for it in self.items if it.kind == "faq"],
+            )
         return self._subjects
 
     def speller(self) -> Speller:
@@ -291,7 +255,7 @@ class SearchIndex:
             lead_vecs[new] = previous.leads[old]
         like = previous.vectors if previous is not None and len(reuse) >= 0.9 * len(items) else None
         texts = [keyword_text(it, vs) for it, vs in zip(items, variants, strict=True)]
-        copies = shared_copies(items, variants)
+        copies = shared_copies([it.subject for it in items], variants)
         return cls(
             version=version,
             model=embedder.name,
@@ -437,7 +401,7 @@ class SearchIndex:
         probs = None
         if self.classifier is not None and not quoted:
             probs = self.classifier.probabilities(query_vec)
-        table = self._subject_table()
+        table = self.subjects()
         if subject is not None and subject in table.number:
             own = table.positions[subject]
             others = (table.of_item >= 0) & (table.of_item != table.number[subject])

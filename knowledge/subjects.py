@@ -17,6 +17,9 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
 
 _WORD = re.compile(r"[^\W_]+")
 # Words that never single out a subject on their own.
@@ -82,6 +85,48 @@ class SubjectMatcher:
             if match and (name not in found or (full, -match.start()) > (found[name][0], -found[name][1])):
                 found[name] = (full, match.start())
         return sorted(found, key=found.__getitem__)
+
+
+@dataclass(frozen=True)
+class SubjectTable:
+    """An index's subjects: each one's items, and the matcher that finds them in a text."""
+
+    positions: dict[str, np.ndarray]  # subject -> its items' positions
+    matcher: SubjectMatcher
+    number: dict[str, int]  # subject -> its number in ``of_item``
+    of_item: np.ndarray  # per item, its subject's number (-1: none)
+
+    @classmethod
+    def for_items(cls, subjects: Sequence[str], entries: Sequence[tuple[str, str]]) -> SubjectTable:
+        """``subjects``: each item's subject ("" for none); ``entries``: the (subject,
+        question) pairs of the FAQ entries, for the matcher."""
+        positions: dict[str, list[int]] = {}
+        for i, subject in enumerate(subjects):
+            if subject:
+                positions.setdefault(subject, []).append(i)
+        matcher = SubjectMatcher.for_entries(entries) if positions else SubjectMatcher(())
+        number = {name: n for n, name in enumerate(positions)}
+        of_item = np.full(len(subjects), -1, dtype=np.int32)
+        for name, where in positions.items():
+            of_item[where] = number[name]
+        return cls({k: np.array(v) for k, v in positions.items()}, matcher, number, of_item)
+
+    def __bool__(self) -> bool:
+        return bool(self.positions)
+
+
+def shared_copies(subjects: Sequence[str], variants: Sequence[Sequence[str]]) -> np.ndarray:
+    """Per item: how many subjects have one of its phrasings word for word (1 for none)."""
+    subjects_of: dict[str, set[str]] = {}
+    for subject, texts in zip(subjects, variants, strict=True):
+        if subject:
+            for text in texts:
+                subjects_of.setdefault(" ".join(text.lower().split()), set()).add(subject)
+    return np.array([
+        max((len(subjects_of[" ".join(t.lower().split())]) for t in texts), default=1)
+        if subject else 1
+        for subject, texts in zip(subjects, variants, strict=True)
+    ], dtype=np.float32)
 
 
 # A run of capitalised words ("Acorn Guest House", "The Cambridge Belfry", "Trailblazer 40"),

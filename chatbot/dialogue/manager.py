@@ -101,7 +101,7 @@ def plan_turn(
     previous_user = [m.content for m in history
                      if m.role == "user" and classify(m.content).kind == "question"]
     focus = Focus(None)
-    matcher = retriever.index().subject_matcher()
+    matcher = retriever.index().subjects().matcher
     if matcher and intent.kind in ("question", "human"):
         focus = find_focus(intent.text, history, matcher)
     earlier_question = _earlier_question(previous_user, matcher) if focus.subject else None
