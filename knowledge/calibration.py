@@ -24,7 +24,7 @@ score and, where the index has a classifier head fitted on the KB's phrasings
 runner-up. Each fold's index fits its own head on what it kept, so the head is always judged
 on phrasings it was not fitted on. Small KBs are split ``folds`` times (each fold holds out
 another phrasing of each entry and leaves out other entries), so that a 30-entry FAQ gives
-about 150 cases instead of 30. The fit weights the two sides so that unanswerable messages
+120 answerable cases instead of 24. The fit weights the two sides so that unanswerable messages
 make ``UNANSWERABLE_SHARE`` of the traffic, and is pulled towards a prior (``GLOBAL``, or
 ``WITH_CLASSIFIER`` when there is a head; a Gaussian prior of strength ``PRIOR_STRENGTH``), so
 a small KB moves only as far as its evidence carries it. A KB without paraphrases has no

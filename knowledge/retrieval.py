@@ -6,7 +6,8 @@ Its reported ``score`` is the knowledge base's ``Calibration`` of it together wi
 classifier head's probability and margin (``knowledge.calibration``): for the best hit of a
 query, an estimate of the probability that it is the entry that answers the query, fitted to
 each published version on its own held-out paraphrases and unanswerable messages, so that one
-threshold means about the same on any knowledge base. The ranking weights maximise top-1 accuracy on our data.
+threshold means about the same on any knowledge base. The ranking weights maximise top-1
+accuracy on our data.
 
 Queries are cleaned (pictographs, repeated punctuation) and their typos mended towards the
 KB's own words (``knowledge.normalize``) before they are embedded and matched.

@@ -28,17 +28,16 @@ Invariants (tested in ``tests/test_decision.py``):
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from knowledge.retrieval import Hit
+from knowledge.subjects import words
 
 SHORT_MARGIN = 0.1
 SAME_ANSWER_OVERLAP = 0.8
 SAME_ANSWER_MIN_WORDS = 6
 SUBJECT_TIE = 0.05
-_WORDS = re.compile(r"[^\W_]+")
 
 
 @dataclass(frozen=True)
@@ -112,15 +111,11 @@ def same_answer(a: Hit, b: Hit) -> bool:
     question or answers sharing most of their words."""
     if a.subject != b.subject or a.kind != "faq" or b.kind != "faq":
         return False
-    if _words(a.title) == _words(b.title):
+    if set(words(a.title)) == set(words(b.title)):
         return True
-    x, y = _words(a.text), _words(b.text)
+    x, y = set(words(a.text)), set(words(b.text))
     # Short answers share most of their few words by chance ("Text of place-order.").
     return min(len(x), len(y)) >= SAME_ANSWER_MIN_WORDS and len(x & y) / len(x | y) >= SAME_ANSWER_OVERLAP
-
-
-def _words(text: str) -> set[str]:
-    return {w.lower() for w in _WORDS.findall(text)}
 
 
 def _distinct_parents(hits: Sequence[Hit]) -> list[Hit]:

@@ -104,8 +104,9 @@ def plan_turn(
     matcher = retriever.index().subjects().matcher
     if matcher and intent.kind in ("question", "human"):
         focus = find_focus(intent.text, history, matcher)
-    earlier_question = _earlier_question(previous_user, matcher) if focus.subject else None
-    if earlier_question and is_bare_switch(intent.text, focus):
+    earlier_question = (_earlier_question(previous_user, matcher)
+                        if is_bare_switch(intent.text, focus) else None)
+    if earlier_question:
         # "The Belfry" after "which one do you mean?", "and the Daytripper?", "what about the
         # other one?": the earlier question, asked of the subject now in focus.
         query = Query(earlier_question, None)
